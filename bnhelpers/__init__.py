@@ -1,0 +1,1 @@
+"""bnhelpers: the tested numpy code behind the batch normalization course."""

@@ -35,7 +35,7 @@ unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -q tests
 
 nbval: setup
-	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env -p no:randomly $(NOTEBOOKS)
+	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
 
 course: setup
 	mkdir -p build

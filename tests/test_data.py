@@ -1,0 +1,578 @@
+"""Tests for bnhelpers.data: IDX reading, load_mnist's sources and splits, downloads.
+
+The download tests run a real HTTP server on 127.0.0.1; nothing leaves the machine.
+"""
+
+import gzip
+import hashlib
+import http.server
+import os
+import re
+import socket
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnhelpers import data
+from bnhelpers.data import DownloadError, download_mnist, load_mnist, read_idx
+
+# Written out again rather than taken from bnhelpers.data, so that a wrong
+# code in the reader cannot be matched by the same wrong code in the writer.
+IDX_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+GZ_NAMES = [f"{name}.gz" for name in data.IDX_FILES]
+
+
+def idx_bytes(array):
+    """The bytes of an IDX file holding `array`."""
+    array = np.asarray(array)
+    magic = struct.pack(">HBB", 0, IDX_CODES[array.dtype.str[1:]], array.ndim)
+    sizes = struct.pack(f">{array.ndim}I", *array.shape)
+    return magic + sizes + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path, array, compress=False):
+    content = idx_bytes(array)
+    path.write_bytes(gzip.compress(content, mtime=0) if compress else content)
+    return path
+
+
+def synthetic_digits(n, first_id=0):
+    """n uint8 images whose pixel (0, 0) is first_id + i, with label (first_id + i) % 10.
+
+    The id pixel lets a test follow each image through a shuffled split.
+    """
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    ids = np.arange(first_id, first_id + n)
+    images[:, 0, 0] = ids
+    return images, (ids % 10).astype(np.uint8)
+
+
+def write_mnist_folder(folder, n_train=100, n_test=20, compress=False):
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if compress else ""
+    train_x, train_y = synthetic_digits(n_train)
+    test_x, test_y = synthetic_digits(n_test, first_id=200)
+    for name, array in zip(data.IDX_FILES, (train_x, train_y, test_x, test_y), strict=True):
+        write_idx(folder / f"{name}{suffix}", array, compress)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def no_data_from_the_machine(monkeypatch, tmp_path):
+    """Keep a developer's $BNHELPERS_DATA or data/mnist/ out of every test.
+
+    DATA_DIR points at an empty folder; BUNDLED_NPZ keeps pointing at the real file.
+    """
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "no-data")
+
+
+# --------------------------------------------------------------------------
+# read_idx
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", ">i2", ">i4", ">f4", ">f8"])
+@pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 4)])
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+def test_read_idx_round_trips(tmp_path, dtype, shape, compress):
+    rng = np.random.default_rng(0)
+    info = np.iinfo(dtype) if dtype[-2] in "ui" else None
+    if info:
+        array = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
+    else:
+        array = (rng.standard_normal(shape) * 1e3).astype(dtype)
+    path = write_idx(tmp_path / "array.idx", array, compress)
+
+    result = read_idx(path)
+
+    assert result.shape == shape
+    assert result.dtype == np.dtype(dtype).newbyteorder("=")
+    np.testing.assert_array_equal(result, array)
+    assert result.flags.writeable
+
+
+def test_read_idx_tells_gzip_by_content_not_name(tmp_path):
+    array = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    gz_named_plainly = write_idx(tmp_path / "labels-idx2-ubyte", array, compress=True)
+    raw_named_gz = write_idx(tmp_path / "labels-idx2-ubyte.gz", array, compress=False)
+    np.testing.assert_array_equal(read_idx(gz_named_plainly), array)
+    np.testing.assert_array_equal(read_idx(raw_named_gz), array)
+
+
+GOOD = idx_bytes(np.arange(6, dtype=np.int16).reshape(2, 3))
+
+
+@pytest.mark.parametrize(
+    "content, complaint",
+    [
+        (b"\x01\x00" + GOOD[2:], "two zero bytes"),
+        (GOOD[:2] + b"\x0a" + GOOD[3:], "type code 0x0A"),
+        (GOOD[:-1], "truncated"),
+        (GOOD + b"\x00", "trailing bytes"),
+        (b"\x00\x00\x08\x00", "0 dimensions"),
+        (GOOD[:9], "truncated header"),
+        (b"\x00\x00", "too short"),
+    ],
+    ids=["bad-magic", "unknown-dtype", "short-payload", "trailing", "zero-dims", "short-header", "two-bytes"],
+)
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+def test_read_idx_rejects_broken_files_naming_them(tmp_path, content, complaint, compress):
+    path = tmp_path / "broken-idx-file"
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(ValueError, match=complaint) as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+def test_read_idx_rejects_a_cut_gzip_stream(tmp_path):
+    path = tmp_path / "cut.gz"
+    path.write_bytes(gzip.compress(GOOD)[:-12])
+    with pytest.raises(ValueError, match="damaged gzip") as error:
+        read_idx(path)
+    assert str(path) in str(error.value)
+
+
+# --------------------------------------------------------------------------
+# load_mnist from IDX files
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+def test_load_mnist_reads_a_folder_given_as_root(tmp_path, compress):
+    folder = write_mnist_folder(tmp_path / "mnist", compress=compress)
+
+    d = load_mnist(root=folder, verbose=False)
+
+    # One in twelve of the 100 training images goes to validation.
+    assert d.x_train.shape == (92, 784) and d.x_val.shape == (8, 784) and d.x_test.shape == (20, 784)
+    for x in (d.x_train, d.x_val, d.x_test):
+        assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+    for y in (d.y_train, d.y_val, d.y_test):
+        assert y.dtype == np.int64
+    assert str(folder) in d.source
+    # Every training image lands in exactly one split, with its own label and pixels.
+    ids = np.rint(np.concatenate([d.x_train[:, 0], d.x_val[:, 0]]) * 255).astype(int)
+    assert sorted(ids) == list(range(100))
+    np.testing.assert_array_equal(np.concatenate([d.y_train, d.y_val]), ids % 10)
+    images, _ = synthetic_digits(100)
+    np.testing.assert_array_equal(np.rint(d.x_train * 255), images[ids[:92]].reshape(92, -1))
+    # The test split keeps its file order.
+    np.testing.assert_array_equal(np.rint(d.x_test[:, 0] * 255), np.arange(200, 220))
+
+
+def test_load_mnist_reads_the_folder_in_the_environment_variable(tmp_path, monkeypatch, capsys):
+    folder = write_mnist_folder(tmp_path / "shared", n_train=120, n_test=10, compress=True)
+    monkeypatch.setenv(data.DATA_ENV, str(folder))
+
+    d = load_mnist(flatten=False)
+
+    assert d.x_train.shape == (110, 28, 28) and d.x_val.shape == (10, 28, 28) and d.x_test.shape == (10, 28, 28)
+    assert capsys.readouterr().out.strip() == f"bnhelpers: {d.source}: 110 train / 10 validation / 10 test"
+
+
+def test_load_mnist_reads_the_default_data_folder(tmp_path):
+    write_mnist_folder(data.DATA_DIR / "mnist")
+    d = load_mnist(verbose=False)
+    assert d.x_test is not None and str(data.DATA_DIR / "mnist") in d.source
+
+
+def test_load_mnist_fashion_reads_its_own_default_folder():
+    write_mnist_folder(data.DATA_DIR / "fashion-mnist", n_train=24, n_test=5)
+    d = load_mnist(dataset="fashion-mnist", verbose=False)
+    assert len(d.y_train) + len(d.y_val) == 24 and "Fashion-MNIST" in d.source
+
+
+@pytest.mark.parametrize("how", ["root", "env"])
+def test_load_mnist_names_missing_files_and_folder(tmp_path, monkeypatch, how):
+    folder = write_mnist_folder(tmp_path / "half")
+    (folder / data.TEST_IMAGES).unlink()
+    (folder / data.TEST_LABELS).unlink()
+    if how == "env":
+        monkeypatch.setenv(data.DATA_ENV, str(folder))
+
+    with pytest.raises(FileNotFoundError) as error:
+        load_mnist(root=folder if how == "root" else None, verbose=False)
+
+    message = str(error.value)
+    assert str(folder) in message and data.TEST_IMAGES in message and data.TEST_LABELS in message
+    assert data.TRAIN_IMAGES not in message
+
+
+def test_load_mnist_does_not_fall_back_from_an_empty_explicit_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing train-images"):
+        load_mnist(root=tmp_path, verbose=False)
+
+
+def test_load_mnist_does_not_fall_back_from_a_half_filled_default_folder():
+    folder = data.DATA_DIR / "mnist"
+    folder.mkdir(parents=True)
+    write_idx(folder / data.TRAIN_IMAGES, synthetic_digits(5)[0])
+    with pytest.raises(FileNotFoundError, match="default folder"):
+        load_mnist(verbose=False)
+
+
+def test_load_mnist_fashion_without_files_says_where_to_put_them():
+    with pytest.raises(FileNotFoundError) as error:
+        load_mnist(dataset="fashion-mnist", verbose=False)
+    message = str(error.value)
+    assert str(data.DATA_DIR / "fashion-mnist") in message and "no bundled Fashion-MNIST" in message
+
+
+def test_load_mnist_rejects_images_and_labels_of_different_counts(tmp_path):
+    folder = write_mnist_folder(tmp_path / "mnist")
+    write_idx(folder / data.TRAIN_LABELS, synthetic_digits(99)[1])
+    with pytest.raises(ValueError, match="100 images but .* 99 labels") as error:
+        load_mnist(root=folder, verbose=False)
+    assert data.TRAIN_IMAGES in str(error.value) and data.TRAIN_LABELS in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name, array, complaint",
+    [
+        (data.TRAIN_IMAGES, np.zeros((100, 28, 27), np.uint8), r"shape \(n, 28, 28\)"),
+        (data.TRAIN_IMAGES, np.zeros((100, 28, 28), np.float32), "uint8"),
+        (data.TEST_LABELS, np.full(20, 10, np.uint8), "0..9"),
+        (data.TEST_LABELS, np.zeros((20, 1), np.uint8), r"shape \(n,\)"),
+    ],
+    ids=["27-columns", "float-images", "label-10", "2d-labels"],
+)
+def test_load_mnist_rejects_files_that_are_not_mnist(tmp_path, name, array, complaint):
+    folder = write_mnist_folder(tmp_path / "mnist")
+    write_idx(folder / name, array)
+    with pytest.raises(ValueError, match=complaint) as error:
+        load_mnist(root=folder, verbose=False)
+    assert name in str(error.value)
+
+
+def test_load_mnist_rejects_an_unknown_dataset():
+    with pytest.raises(ValueError, match="kmnist"):
+        load_mnist(dataset="kmnist")
+
+
+# --------------------------------------------------------------------------
+# The bundled subset
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(data.DATA_ENV, raising=False)
+        patch.setattr(data, "DATA_DIR", Path("/nonexistent/bnhelpers-test"))
+        yield load_mnist(verbose=False)
+
+
+def bundled_file():
+    with np.load(data.BUNDLED_NPZ) as npz:
+        return npz["images"], npz["labels"]
+
+
+def rows(x):
+    """The set of images in x (float pixels in [0, 1]), each as bytes of its uint8 pixels."""
+    pixels = np.rint(np.asarray(x) * 255).astype(np.uint8)
+    return {row.tobytes() for row in pixels.reshape(len(pixels), -1)}
+
+
+def test_bundled_subset_is_the_file_readme_and_code_agree_on():
+    digest = hashlib.sha256(data.BUNDLED_NPZ.read_bytes()).hexdigest()
+    assert digest == data.BUNDLED_SHA256
+    readme = (data.BUNDLED_NPZ.parent / "README.md").read_text()
+    assert data.BUNDLED_SHA256 in readme
+    images, labels = bundled_file()
+    assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (10_000,) and labels.dtype == np.uint8
+
+
+def test_bundled_split_shapes_and_types(bundled, capsys):
+    assert bundled.x_train.shape == (8_000, 784) and bundled.x_val.shape == (2_000, 784)
+    assert bundled.x_test is None and bundled.y_test is None
+    assert bundled.x_train.dtype == np.float32 and bundled.y_train.dtype == np.int64
+    assert bundled.x_train.min() >= 0 and bundled.x_train.max() <= 1
+    assert "bundled" in bundled.source
+
+    square = load_mnist(flatten=False)
+    assert square.x_train.shape == (8_000, 28, 28) and square.x_val.shape == (2_000, 28, 28)
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("bnhelpers: bundled MNIST subset") and line.endswith("8,000 train / 2,000 validation")
+
+
+def test_bundled_split_is_stratified(bundled):
+    _, labels = bundled_file()
+    per_class = np.bincount(labels, minlength=10)
+    val = np.bincount(bundled.y_val, minlength=10)
+    train = np.bincount(bundled.y_train, minlength=10)
+    assert (val > 0).all() and (train > 0).all()
+    np.testing.assert_array_equal(train + val, per_class)
+    # Each class gets its fifth of the validation set, give or take the rounding.
+    assert np.abs(val - per_class / 5).max() < 1
+
+
+def test_bundled_split_partitions_the_file(bundled):
+    images, _ = bundled_file()
+    train, val = rows(bundled.x_train), rows(bundled.x_val)
+    assert len(train) == 8_000 and len(val) == 2_000 and not train & val
+    assert train | val == rows(images / 255)
+    # Shuffled: the file is sorted by digit, the training split must not be.
+    assert not (np.diff(bundled.y_train) >= 0).all()
+
+
+def test_bundled_split_depends_on_the_seed_only(bundled):
+    again = load_mnist(seed=0, verbose=False)
+    np.testing.assert_array_equal(again.x_val, bundled.x_val)
+    np.testing.assert_array_equal(again.y_train, bundled.y_train)
+    other = load_mnist(seed=1, verbose=False)
+    assert rows(other.x_val) != rows(bundled.x_val)
+
+
+def test_bundled_digits_look_like_mnist(bundled):
+    # MNIST's mean pixel is about 0.13 (0.1307 on the 60,000 training images).
+    assert 0.12 < bundled.x_train.mean() < 0.14
+    # Nearest class mean scores about 0.80 on these splits (0.80-0.81 for seeds
+    # 0-4); noise or shuffled labels would score about 0.10.
+    means = np.stack([bundled.x_train[bundled.y_train == c].mean(axis=0) for c in range(10)])
+    distances = (bundled.x_val**2).sum(1)[:, None] - 2 * bundled.x_val @ means.T + (means**2).sum(1)
+    accuracy = (distances.argmin(axis=1) == bundled.y_val).mean()
+    assert accuracy > 0.75
+
+
+def test_damaged_bundled_file_is_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "mnist-10k.npz"
+    content = bytearray(data.BUNDLED_NPZ.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    copy.write_bytes(content)
+    monkeypatch.setattr(data, "BUNDLED_NPZ", copy)
+    with pytest.raises(ValueError, match="damaged") as error:
+        load_mnist(verbose=False)
+    assert str(copy) in str(error.value) and "build_mnist_10k.py" in str(error.value)
+
+
+def test_missing_bundled_file_says_how_to_get_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "BUNDLED_NPZ", tmp_path / "mnist-10k.npz")
+    with pytest.raises(FileNotFoundError, match="build_mnist_10k.py"):
+        load_mnist(verbose=False)
+
+
+# --------------------------------------------------------------------------
+# download_mnist against a real local HTTP server
+
+
+class MirrorServer(http.server.ThreadingHTTPServer):
+    """Serves {path: (body, declared Content-Length)} and records every path asked for."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), MirrorHandler)
+        self.routes = {}
+        self.requests = []
+        self.released = threading.Event()
+
+    def url(self, prefix):
+        return f"http://127.0.0.1:{self.server_port}/{prefix}/"
+
+    def serve(self, prefix, name, body, declared_length=None):
+        length = len(body) if declared_length is None else declared_length
+        self.routes[f"/{prefix}/{name}"] = (body, length)
+
+    def count(self, name):
+        return sum(path.endswith("/" + name) for path in self.requests)
+
+
+class MirrorHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.requests.append(self.path)
+        if self.path.startswith("/silent/"):
+            # Say nothing until the test is over: the client must time out.
+            self.server.released.wait(timeout=10)
+            return
+        if self.path not in self.server.routes:
+            self.send_error(404)
+            return
+        body, length = self.server.routes[self.path]
+        self.send_response(200)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass  # keep pytest's output clean
+
+
+@pytest.fixture
+def server():
+    mirror = MirrorServer()
+    # A short poll interval keeps shutdown() from waiting half a second per test.
+    thread = threading.Thread(target=mirror.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield mirror
+    mirror.released.set()
+    mirror.shutdown()
+    mirror.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def dead_mirror():
+    """A URL on a local port where nothing listens: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+@pytest.fixture
+def files(tmp_path):
+    """{name: gzipped IDX bytes} of a tiny valid MNIST in the four standard files."""
+    folder = write_mnist_folder(tmp_path / "source", n_train=24, n_test=6, compress=True)
+    return {name: (folder / name).read_bytes() for name in GZ_NAMES}
+
+
+@pytest.fixture
+def checksums(files):
+    return {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+
+
+def serve_good(server, files):
+    for name, body in files.items():
+        server.serve("good", name, body)
+
+
+def serve_corrupt(server, files):
+    for name, body in files.items():
+        broken = bytearray(body)
+        broken[len(broken) // 2] ^= 0xFF
+        server.serve("corrupt", name, bytes(broken))
+
+
+def serve_truncated(server, files):
+    """Each file's first half, announced with the full length: the server then hangs up."""
+    for name, body in files.items():
+        server.serve("truncated", name, body[: len(body) // 2], declared_length=len(body))
+
+
+def leftovers(folder):
+    return sorted(path.name for path in folder.iterdir() if path.name not in GZ_NAMES)
+
+
+def test_download_skips_a_dead_mirror(tmp_path, server, dead_mirror, files, checksums):
+    serve_good(server, files)
+    root = tmp_path / "mnist"
+
+    paths = download_mnist(root, mirrors=[dead_mirror, server.url("good")], checksums=checksums, progress=False)
+
+    assert paths == [root / name for name in GZ_NAMES]
+    for name in GZ_NAMES:
+        assert (root / name).read_bytes() == files[name]
+    assert leftovers(root) == []
+    d = load_mnist(root=root, verbose=False)
+    assert len(d.y_train) + len(d.y_val) == 24 and len(d.y_test) == 6
+
+
+def test_download_prefers_no_corrupt_copy(tmp_path, server, files, checksums):
+    serve_corrupt(server, files)
+    serve_good(server, files)
+    root = tmp_path / "mnist"
+
+    download_mnist(root, mirrors=[server.url("corrupt"), server.url("good")], checksums=checksums, progress=False)
+
+    for name in GZ_NAMES:
+        assert (root / name).read_bytes() == files[name]
+        assert server.requests.count(f"/corrupt/{name}") == 1 and server.requests.count(f"/good/{name}") == 1
+    assert leftovers(root) == []
+
+
+def test_download_failure_reports_everything_and_leaves_no_trace(tmp_path, server, dead_mirror, files, checksums):
+    serve_corrupt(server, files)
+    serve_truncated(server, files)
+    root = tmp_path / "mnist"
+    root.mkdir()
+    # A good file already in place, and a stale one that does not verify.
+    good_name, stale_name = GZ_NAMES[1], GZ_NAMES[3]
+    (root / good_name).write_bytes(files[good_name])
+    (root / stale_name).write_bytes(b"an older copy")
+    os.utime(root / good_name, (1_000_000, 1_000_000))
+    mirrors = [server.url("corrupt"), server.url("truncated"), dead_mirror, server.url("missing")]
+
+    with pytest.raises(DownloadError) as error:
+        download_mnist(root, mirrors=mirrors, checksums=checksums, progress=False)
+
+    failed = [name for name in GZ_NAMES if name != good_name]
+    assert error.value.missing == failed and error.value.folder == root
+    message = str(error.value)
+    assert str(root) in message and good_name not in message
+    for name in failed:
+        assert name in message and checksums[name] in message
+    assert "SHA-256 is" in message  # the corrupt mirror
+    assert "connection closed after" in message  # the truncated one
+    assert "refused" in message.lower()  # the dead one
+    assert "404" in message  # the missing one
+    assert leftovers(root) == []
+    assert sorted(path.name for path in root.iterdir()) == sorted([good_name, stale_name])
+    assert (root / good_name).read_bytes() == files[good_name]
+    assert (root / good_name).stat().st_mtime == 1_000_000
+    assert (root / stale_name).read_bytes() == b"an older copy"
+    assert server.count(good_name) == 0
+
+
+def test_download_gives_up_on_a_silent_mirror(tmp_path, server, files, checksums):
+    serve_good(server, files)
+    root = tmp_path / "mnist"
+
+    download_mnist(
+        root, mirrors=[server.url("silent"), server.url("good")], checksums=checksums, progress=False, timeout=0.2
+    )
+
+    assert all((root / name).read_bytes() == files[name] for name in GZ_NAMES)
+    assert server.count(GZ_NAMES[0]) == 2
+
+
+def test_download_does_not_fetch_verified_files_again(tmp_path, server, files, checksums):
+    serve_good(server, files)
+    root = tmp_path / "mnist"
+    download_mnist(root, mirrors=[server.url("good")], checksums=checksums, progress=False)
+    assert len(server.requests) == 4
+
+    (root / GZ_NAMES[0]).write_bytes(b"damaged since")
+    download_mnist(root, mirrors=[server.url("good")], checksums=checksums, progress=False)
+
+    assert len(server.requests) == 5 and server.count(GZ_NAMES[0]) == 2
+    assert (root / GZ_NAMES[0]).read_bytes() == files[GZ_NAMES[0]]
+
+
+def test_download_progress_bar_can_be_turned_off_by_environment(
+    tmp_path, server, files, checksums, monkeypatch, capsys
+):
+    serve_good(server, files)
+    monkeypatch.setenv(data.PROGRESS_ENV, "0")
+    download_mnist(tmp_path / "quiet", mirrors=[server.url("good")], checksums=checksums)
+    assert capsys.readouterr().err == ""
+    monkeypatch.delenv(data.PROGRESS_ENV)
+    download_mnist(tmp_path / "loud", mirrors=[server.url("good")], checksums=checksums)
+    assert GZ_NAMES[0] in capsys.readouterr().err
+
+
+def test_download_checks_its_arguments(tmp_path):
+    with pytest.raises(ValueError, match="t10k-labels"):
+        download_mnist(tmp_path, mirrors=["http://127.0.0.1:9/"], checksums={GZ_NAMES[0]: "0" * 64})
+    with pytest.raises(TypeError, match="list of base URLs"):
+        download_mnist(tmp_path, mirrors="http://127.0.0.1:9/")
+    with pytest.raises(ValueError, match="at least one"):
+        download_mnist(tmp_path, mirrors=[])
+    with pytest.raises(ValueError, match="dataset"):
+        download_mnist(tmp_path, dataset="cifar10")
+
+
+def test_download_defaults_to_the_folder_load_mnist_reads(server, files, checksums):
+    serve_good(server, files)
+    download_mnist(mirrors=[server.url("good")], checksums=checksums, progress=False)
+    d = load_mnist(verbose=False)
+    assert len(d.y_test) == 6 and str(data.DATA_DIR / "mnist") in d.source
+
+
+def test_published_checksums_are_complete_sha256_digests():
+    for dataset, sums in data.CHECKSUMS.items():
+        assert sorted(sums) == sorted(GZ_NAMES), dataset
+        assert all(re.fullmatch("[0-9a-f]{64}", value) for value in sums.values()), dataset
+    assert set(data.MIRRORS) == set(data.CHECKSUMS) == set(data.DATASET_NAMES)

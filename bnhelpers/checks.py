@@ -1,0 +1,72 @@
+"""Argument checks shared by the normalization functions and layers.
+
+Every public function validates its inputs *before* it computes or changes
+anything, so a bad call raises an error that names the argument and what was
+expected, and leaves all state (running statistics, parameters) untouched.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+MODES = ("train", "test")
+
+
+def check_float_array(name: str, x, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+    """Return ``x`` if it is a floating-point ndarray of the expected rank.
+
+    Raises TypeError for non-arrays and for integer, boolean, complex or
+    object dtypes (silently converting them would hide a bug in the caller),
+    and ValueError for a wrong number of dimensions.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of floats, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must have a floating dtype (float32 or float64), got dtype {x.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if x.ndim not in allowed:
+            want = " or ".join(str(a) for a in allowed)
+            raise ValueError(f"{name} must have {want} dimensions, got shape {x.shape}")
+    return x
+
+
+def check_finite(name: str, x: np.ndarray) -> None:
+    """Raise ValueError if ``x`` holds NaN or infinity."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_vector(name: str, v, length: int, what: str = "features") -> np.ndarray:
+    """Check a per-feature parameter such as gamma or beta: float array of shape (length,)."""
+    v = check_float_array(name, v)
+    if v.shape != (length,):
+        raise ValueError(f"{name} must have shape ({length},), one value per {what}, got shape {v.shape}")
+    return v
+
+
+def check_mode(mode) -> str:
+    """Return ``mode`` if it is 'train' or 'test'."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    return mode
+
+
+def check_positive(name: str, value) -> float:
+    """A strictly positive real number (eps, learning rates)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    if not value > 0 or not np.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_fraction(name: str, value) -> float:
+    """A real number in the closed interval [0, 1] (momentum, decay)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)

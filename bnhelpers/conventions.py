@@ -1,0 +1,118 @@
+"""How real frameworks keep running statistics for batch normalization.
+
+All frameworks normalize a training batch the same way (batch mean, biased
+batch variance, eps inside the square root). They differ in the bookkeeping
+for inference:
+
+===========  ==========================  =======  ======  ========  ================
+preset       momentum m means            default  eps     init var  stored variance
+===========  ==========================  =======  ======  ========  ================
+house        weight on the OLD value     0.9      1e-5    1         biased
+pytorch      weight on the NEW value     0.1      1e-5    1         unbiased n/(n-1)
+keras        weight on the OLD value     0.99     1e-3    1         biased
+tf1          weight on the OLD value     0.999    1e-3    1         unbiased n/(n-1)
+cs231n       weight on the OLD value     0.9      1e-5    0         biased
+===========  ==========================  =======  ======  ========  ================
+
+The running mean starts at 0 everywhere. ``n`` is the number of values per
+feature in the batch (N for (N, D) inputs, N*H*W for images).
+
+Sources: PyTorch ``torch.nn.BatchNorm1d`` docs; Keras ``BatchNormalization``
+docs (Keras 3 stores the biased variance); ``tf.contrib.layers.batch_norm``
+(decay 0.999, epsilon 1e-3, ``scale=False``: no gamma unless asked for), whose
+default ``fused=True`` path runs the fused kernel that applies Bessel's
+correction to the variance it averages (tensorflow/tensorflow#55545, #40338);
+CS231n assignment 2 (``running_var`` initialised to zeros).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Convention:
+    """The running-statistics rules of one framework.
+
+    momentum:        default momentum, in the framework's own meaning
+                     (``None`` means PyTorch's cumulative average).
+    momentum_is_new: True when momentum weights the NEW batch value (PyTorch),
+                     False when it weights the OLD running value (all others).
+    eps:             default epsilon added to the variance.
+    running_var_init: value the running variance starts at.
+    unbiased:        store the unbiased batch variance n/(n-1) * var_B.
+    """
+
+    name: str
+    momentum: float | None
+    momentum_is_new: bool
+    eps: float
+    running_var_init: float
+    unbiased: bool
+
+    def weight_on_new(self, momentum: float | None, num_batches_tracked: int) -> float:
+        """The factor a in ``running <- (1 - a) * running + a * batch``.
+
+        ``num_batches_tracked`` counts the batches including the current one;
+        it only matters for PyTorch's cumulative average (momentum=None).
+        """
+        if momentum is None:
+            return 1.0 / num_batches_tracked
+        return momentum if self.momentum_is_new else 1.0 - momentum
+
+    def update(self, running_mean, running_var, batch_mean, batch_var, n, momentum, num_batches_tracked):
+        """Return the new (running_mean, running_var) after one training batch.
+
+        ``batch_var`` is the biased batch variance used for normalizing; the
+        n/(n-1) correction is applied here when the convention stores the
+        unbiased estimate. Inputs are not modified.
+        """
+        a = self.weight_on_new(momentum, num_batches_tracked)
+        stored_var = batch_var * (n / (n - 1)) if self.unbiased else batch_var
+        new_mean = (1.0 - a) * running_mean + a * batch_mean
+        new_var = (1.0 - a) * running_var + a * stored_var
+        return new_mean.astype(running_mean.dtype, copy=False), new_var.astype(running_var.dtype, copy=False)
+
+
+CONVENTIONS: dict[str, Convention] = {
+    c.name: c
+    for c in (
+        Convention("house", 0.9, False, 1e-5, 1.0, False),
+        Convention("pytorch", 0.1, True, 1e-5, 1.0, True),
+        Convention("keras", 0.99, False, 1e-3, 1.0, False),
+        Convention("tf1", 0.999, False, 1e-3, 1.0, True),
+        Convention("cs231n", 0.9, False, 1e-5, 0.0, False),
+    )
+}
+
+
+def get_convention(name) -> Convention:
+    """Look up a preset by name; raise ValueError listing the known ones."""
+    if name not in CONVENTIONS:
+        known = ", ".join(repr(k) for k in CONVENTIONS)
+        raise ValueError(f"bn_param['convention'] must be one of {known}, got {name!r}")
+    return CONVENTIONS[name]
+
+
+def conventions_table() -> list[dict]:
+    """The presets as rows of plain values, e.g. for a pandas DataFrame in a notebook."""
+    return [
+        {
+            "convention": c.name,
+            "momentum weights": "new value" if c.momentum_is_new else "old value",
+            "default momentum": c.momentum,
+            "weight on new batch": c.weight_on_new(c.momentum, 1),
+            "eps": c.eps,
+            "initial running_mean": 0.0,
+            "initial running_var": c.running_var_init,
+            "stored variance": "unbiased n/(n-1)" if c.unbiased else "biased",
+        }
+        for c in CONVENTIONS.values()
+    ]
+
+
+def initial_running_stats(convention: Convention, D: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh running statistics of length D: mean 0, variance at the preset's initial value."""
+    return np.zeros(D, dtype=dtype), np.full(D, convention.running_var_init, dtype=dtype)

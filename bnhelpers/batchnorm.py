@@ -129,12 +129,17 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     gamma = gamma.astype(x.dtype, copy=False)
     beta = beta.astype(x.dtype, copy=False)
 
-    mean = x.mean(axis=0) if train else s.running_mean.astype(x.dtype, copy=False)
+    if train:
+        mean = x.mean(axis=0)
+        if not np.isfinite(mean).all():  # a (D,) check instead of scanning all of x
+            raise ValueError("x contains NaN or infinite values")
+    else:
+        mean = s.running_mean.astype(x.dtype, copy=False)
     x_hat = x - mean  # centred here, scaled in place below: one (N, D) buffer instead of two
     if train:
         var = np.einsum("nd,nd->d", x_hat, x_hat) / N
-        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
-            raise ValueError(f"x contains NaN or infinite values, or values too large to square in {x.dtype}")
+        if not np.isfinite(var).all():
+            raise ValueError(f"x has values too large to square in {x.dtype}")
     else:
         var = s.running_var.astype(x.dtype, copy=False)
     std = np.sqrt(var + s.eps)

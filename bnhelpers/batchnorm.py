@@ -28,7 +28,7 @@ import numpy as np
 from .checks import check_finite, check_float_array, check_fraction, check_mode, check_positive, check_vector
 from .conventions import Convention, get_convention, initial_running_stats
 
-BN_PARAM_KEYS = ("mode", "eps", "momentum", "running_mean", "running_var", "convention", "num_batches_tracked")
+BN_PARAM_KEYS = frozenset(("mode", "eps", "momentum", "running_mean", "running_var", "convention", "num_batches_tracked"))
 
 
 class BatchNormCache(NamedTuple):
@@ -71,9 +71,9 @@ def read_bn_param(bn_param, D: int, dtype) -> _Settings:
     """
     if not isinstance(bn_param, dict):
         raise TypeError(f"bn_param must be a dict, got {type(bn_param).__name__}")
-    unknown = sorted(set(bn_param) - set(BN_PARAM_KEYS))
+    unknown = bn_param.keys() - BN_PARAM_KEYS
     if unknown:
-        raise ValueError(f"bn_param has unknown keys {unknown}; allowed keys are {list(BN_PARAM_KEYS)}")
+        raise ValueError(f"bn_param has unknown keys {sorted(unknown)}; allowed keys are {sorted(BN_PARAM_KEYS)}")
     if "mode" not in bn_param:
         raise ValueError("bn_param['mode'] is required: 'train' or 'test'")
     mode = check_mode(bn_param["mode"])
@@ -85,11 +85,13 @@ def read_bn_param(bn_param, D: int, dtype) -> _Settings:
             raise ValueError("bn_param['momentum'] may be None (cumulative average) only with convention 'pytorch'")
     else:
         momentum = check_fraction("bn_param['momentum']", momentum)
-    running_mean, running_var = initial_running_stats(convention, D, dtype)
-    if "running_mean" in bn_param:
+    if "running_mean" in bn_param and "running_var" in bn_param:
         running_mean = check_vector("bn_param['running_mean']", bn_param["running_mean"], D)
-    if "running_var" in bn_param:
         running_var = check_vector("bn_param['running_var']", bn_param["running_var"], D)
+    elif "running_mean" in bn_param or "running_var" in bn_param:
+        raise ValueError("bn_param must hold both 'running_mean' and 'running_var', or neither (to start fresh)")
+    else:
+        running_mean, running_var = initial_running_stats(convention, D, dtype)
     tracked = bn_param.get("num_batches_tracked", 0)
     if isinstance(tracked, bool) or not isinstance(tracked, (int, np.integer)) or tracked < 0:
         raise ValueError(f"bn_param['num_batches_tracked'] must be a non-negative integer, got {tracked!r}")
@@ -130,7 +132,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     beta = beta.astype(x.dtype, copy=False)
 
     if train:
-        mean = x.mean(axis=0)
+        mean = x.sum(axis=0) / N
         if not np.isfinite(mean).all():  # a (D,) check instead of scanning all of x
             raise ValueError("x contains NaN or infinite values")
     else:

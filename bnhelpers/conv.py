@@ -158,13 +158,14 @@ def conv2d_backward(dout, cache):
         dw[f, c, p, q] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, i*stride + p, j*stride + q]
         dx[n, c, i*stride + p, j*stride + q]  +=  sum_f w[f, c, p, q] * dout[n, f, i, j]
 
-    dx is computed with col2im: the gradient of every column entry is added back
-    to the pixel it was copied from, one window offset (p, q) at a time. The
+    dx is computed as col2im, the reverse of im2col: for each window offset
+    (p, q), the column entries copied from the pixels at that offset get the
+    gradient w[:, :, p, q].T @ dout, which is added back to those pixels. The
     other textbook route, a "full" convolution of dout with the flipped kernel,
     needs dout dilated with zeros when stride > 1 and cropping when the windows
     do not tile the input, and its patches have F*KH*KW rows instead of
-    C*KH*KW (8 times more for a first layer with C=1, F=8, and about 3 times
-    slower there).
+    C*KH*KW (8 times more for a first layer with C=1, F=8, where it measured
+    2.5 times slower).
     """
     if not isinstance(cache, ConvCache):
         raise TypeError("cache must be the cache returned by conv2d_forward")
@@ -175,19 +176,22 @@ def conv2d_backward(dout, cache):
     H_out, W_out = (Hp - KH) // s + 1, (Wp - KW) // s + 1
     dout = _check_dout(dout, (N, F, H_out, W_out), cache.cols.dtype)
     d = dout.reshape(N, F, H_out * W_out)
-    w2 = cache.w.reshape(F, C * KH * KW)
 
     db = dout.sum(axis=(0, 2, 3)) if cache.has_bias else None
     # One product per sample, summed: BLAS reads the transposed columns in
     # place, where a single (F, N*L) @ (N*L, CKK) product would first copy both.
     dw = (d @ cache.cols.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KH, KW)
-    dcols = (w2.T @ d).reshape(N, C, KH, KW, H_out, W_out)
 
-    dxp = np.zeros((N, C, Hp, Wp), dtype=dcols.dtype)
+    dxp = np.zeros((N, C, Hp, Wp), dtype=d.dtype)
     for p in range(KH):
         for q in range(KW):
+            # One offset's rows of the columns' gradient at a time, instead of all
+            # of w.T @ d at once: that (N, C*KH*KW, L) array would be as large as
+            # the columns, and writing it to fresh memory took longer than the
+            # arithmetic (fwd + bwd of a 64x8x14x14 batch: 4.6 ms, now 2.5 ms).
+            dcols_pq = (cache.w[:, :, p, q].T @ d).reshape(N, C, H_out, W_out)
             # Overlapping windows (stride < kernel) share pixels, hence +=.
-            dxp[_window_slice(p, q, s, H_out, W_out)] += dcols[:, :, p, q]
+            dxp[_window_slice(p, q, s, H_out, W_out)] += dcols_pq
     dx = np.ascontiguousarray(dxp[:, :, pad : pad + H, pad : pad + W])
     return dx, dw, db
 

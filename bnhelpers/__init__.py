@@ -1,7 +1,12 @@
 """bnhelpers: the tested numpy code behind the batch normalization course.
 
-Functional core (flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbeta)``):
-batchnorm, spatial, layernorm, gradcheck, conventions. Data: data.
+Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbeta)``:
+    batchnorm (BN for (N, D)), spatial (BN for images), layernorm (LayerNorm,
+    GroupNorm), conv (convolution, pooling), conventions (framework presets),
+    gradcheck (finite differences).
+Training engine: layers, network, models (builders), losses, optim, trainer,
+    checkpoint, probes.
+Data and plots: data (MNIST), plotting.
 """
 
 from .batchnorm import (
@@ -11,33 +16,49 @@ from .batchnorm import (
     batchnorm_fold,
     batchnorm_forward,
 )
+from .conv import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    conv2d_backward,
+    conv2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Tanh,
+)
+from .losses import softmax_cross_entropy
+from .models import deep_net, mlp, small_cnn, three_layer_net
+from .network import Network
+from .optim import SGD, Adam, Momentum, RMSprop
+from .probes import probe, random_net_statistics, update_ratios
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from .trainer import History, evaluate, train
 
 __all__ = [
-    "BatchNormCache",
-    "CONVENTIONS",
-    "Convention",
-    "DownloadError",
-    "MnistSplits",
-    "batchnorm_backward",
-    "batchnorm_backward_fast",
-    "batchnorm_fold",
-    "batchnorm_forward",
-    "conventions_table",
-    "download_mnist",
-    "gradient_check",
-    "groupnorm_backward",
-    "groupnorm_forward",
-    "layernorm_backward",
-    "layernorm_forward",
-    "load_mnist",
-    "numerical_gradient",
-    "read_idx",
-    "rel_error",
-    "spatial_batchnorm_backward",
-    "spatial_batchnorm_forward",
-]
+    "Adam", "BatchNorm1d", "BatchNorm2d", "BatchNormCache", "CONVENTIONS", "Conv2d", "Convention",
+    "DownloadError", "Dropout", "Flatten", "History", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
+    "MnistSplits", "Momentum", "Network", "RMSprop", "ReLU", "SGD", "Sigmoid", "Tanh",
+    "avgpool2d_backward", "avgpool2d_forward", "batchnorm_backward", "batchnorm_backward_fast",
+    "batchnorm_fold", "batchnorm_forward", "conv2d_backward", "conv2d_forward", "conventions_table",
+    "deep_net", "download_mnist", "evaluate", "gradient_check", "groupnorm_backward", "groupnorm_forward",
+    "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
+    "mlp", "numerical_gradient", "probe", "random_net_statistics", "read_idx", "rel_error", "small_cnn",
+    "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",
+    "train", "update_ratios",
+]  # fmt: skip

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_finite, check_float_array, check_fraction, check_mode, check_positive, check_vector
+from .checks import NonFiniteError, check_finite, check_float_array, check_fraction, check_mode, check_positive, check_vector
 from .conventions import Convention, get_convention, initial_running_stats
 
 BN_PARAM_KEYS = frozenset(("mode", "eps", "momentum", "running_mean", "running_var", "convention", "num_batches_tracked"))
@@ -134,14 +134,14 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     if train:
         mean = x.sum(axis=0) / N
         if not np.isfinite(mean).all():  # a (D,) check instead of scanning all of x
-            raise ValueError("x contains NaN or infinite values")
+            raise NonFiniteError("x contains NaN or infinite values")
     else:
         mean = s.running_mean.astype(x.dtype, copy=False)
     x_hat = x - mean  # centred here, scaled in place below: one (N, D) buffer instead of two
     if train:
         var = np.einsum("nd,nd->d", x_hat, x_hat) / N
         if not np.isfinite(var).all():
-            raise ValueError(f"x has values too large to square in {x.dtype}")
+            raise NonFiniteError(f"x has values too large to square in {x.dtype}")
     else:
         var = s.running_var.astype(x.dtype, copy=False)
     std = np.sqrt(var + s.eps)

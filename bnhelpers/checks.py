@@ -14,6 +14,10 @@ import numpy as np
 MODES = ("train", "test")
 
 
+class NonFiniteError(ValueError):
+    """An input holds NaN or infinity (the trainer reports this as divergence)."""
+
+
 def check_float_array(name: str, x, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Return ``x`` if it is a floating-point ndarray of the expected rank.
 
@@ -36,7 +40,7 @@ def check_float_array(name: str, x, ndim: int | tuple[int, ...] | None = None) -
 def check_finite(name: str, x: np.ndarray) -> None:
     """Raise ValueError if ``x`` holds NaN or infinity."""
     if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
 
 
 def check_vector(name: str, v, length: int, what: str = "features") -> np.ndarray:

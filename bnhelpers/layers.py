@@ -1,0 +1,349 @@
+"""Layer objects: thin wrappers that keep the bookkeeping around the math functions.
+
+Each layer has
+
+* ``forward(x)`` and ``backward(dout)`` (backward returns dx and fills ``grads``);
+* ``params``: name -> trainable array, updated in place by the optimizers;
+* ``grads``: name -> gradient of the loss, same shapes, set by ``backward``;
+* ``buffers()``: non-trainable state that a checkpoint must keep (BN running
+  statistics), and ``load_buffers``;
+* ``training``: True in train mode, False in eval mode (``Network.train()`` /
+  ``Network.eval()`` set it for every layer).
+
+The math itself lives in the functional modules (batchnorm, spatial,
+layernorm, conv); a layer stores what the next call needs and nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .batchnorm import batchnorm_backward_fast, batchnorm_forward, read_bn_param
+from .checks import check_fraction, check_positive
+from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
+from .init import draw_weights
+from .layernorm import layernorm_backward, layernorm_forward
+from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+
+
+class Layer:
+    """Base class: no parameters, no buffers, a train/eval flag.
+
+    ``needs_input_grad`` is cleared by Network on its first layer: nobody needs
+    the gradient with respect to the input images, and for the first Linear or
+    Conv2d it is the most expensive product of the whole backward pass.
+    """
+
+    needs_input_grad = True
+
+    def __init__(self):
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.training = True
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+        """Replace the buffers; the caller has checked names and shapes."""
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+# --- affine and convolution -----------------------------------------------------------
+
+
+class Linear(Layer):
+    """out = x @ W + b.   x: (N, in_features), W: (in_features, out_features), b: (out_features,).
+
+    ``bias=False`` for a Linear followed by batch normalization: BN subtracts
+    the batch mean, which cancels any constant b, and its beta takes b's role.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, rng, init="xavier", scale=None, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.params["W"] = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
+        if bias:
+            self.params["b"] = np.zeros(out_features, dtype=dtype)
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"x must have shape (N, {self.in_features}) for {self!r}, got {x.shape}")
+        self.x = x
+        out = x @ self.params["W"]
+        if "b" in self.params:
+            out += self.params["b"]
+        return out
+
+    def backward(self, dout):
+        self.grads["W"] = self.x.T @ dout
+        if "b" in self.params:
+            self.grads["b"] = dout.sum(axis=0)
+        return dout @ self.params["W"].T if self.needs_input_grad else None
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features}, bias={'b' in self.params})"
+
+
+class Conv2d(Layer):
+    """2-D convolution, NCHW.  W: (out_channels, in_channels, k, k), b: (out_channels,) or none."""
+
+    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, pad=1, bias=True, *, rng, init="he", scale=None, dtype=np.float32):
+        super().__init__()
+        self.stride, self.pad = stride, pad
+        fan_in = in_channels * kernel_size * kernel_size
+        shape = (out_channels, in_channels, kernel_size, kernel_size)
+        self.params["W"] = draw_weights(rng, shape, fan_in, init, scale, dtype)
+        if bias:
+            self.params["b"] = np.zeros(out_channels, dtype=dtype)
+
+    def forward(self, x):
+        out, self.cache = conv2d_forward(x, self.params["W"], self.params.get("b"), self.stride, self.pad)
+        return out
+
+    def backward(self, dout):
+        dx, self.grads["W"], db = conv2d_backward(dout, self.cache)
+        if db is not None:
+            self.grads["b"] = db
+        return dx
+
+    def __repr__(self):
+        F, C, K, _ = self.params["W"].shape
+        return f"Conv2d({C}, {F}, kernel_size={K}, stride={self.stride}, pad={self.pad}, bias={'b' in self.params})"
+
+
+class MaxPool2d(Layer):
+    """Max pooling over size x size windows (stride = size)."""
+
+    def __init__(self, size=2):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        out, self.cache = maxpool2d_forward(x, self.size)
+        return out
+
+    def backward(self, dout):
+        return maxpool2d_backward(dout, self.cache)
+
+    def __repr__(self):
+        return f"MaxPool2d({self.size})"
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W)."""
+
+    def forward(self, x):
+        self.shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.shape)
+
+
+# --- normalization --------------------------------------------------------------------
+
+
+class _BatchNormBase(Layer):
+    """Parameters gamma, beta; buffers running_mean, running_var, num_batches_tracked.
+
+    The layer owns a ``bn_param`` dict and hands it to the functional forward,
+    which updates the running statistics in it during training.
+    """
+
+    def __init__(self, num_features, *, convention="house", momentum=None, eps=None, dtype=np.float32):
+        super().__init__()
+        self.bn_param = {"mode": "train", "convention": convention}
+        if momentum is not None:
+            self.bn_param["momentum"] = momentum
+        if eps is not None:
+            self.bn_param["eps"] = eps
+        # Validate now, so a bad setting fails at construction, not mid-training.
+        settings = read_bn_param(self.bn_param, num_features, dtype)
+        self.bn_param.update(running_mean=settings.running_mean, running_var=settings.running_var, num_batches_tracked=0)
+        self.num_features = num_features
+        self.params["gamma"] = np.ones(num_features, dtype=dtype)
+        self.params["beta"] = np.zeros(num_features, dtype=dtype)
+
+    def _mode(self):
+        self.bn_param["mode"] = "train" if self.training else "test"
+        return self.bn_param
+
+    def buffers(self):
+        p = self.bn_param
+        return {
+            "running_mean": p["running_mean"],
+            "running_var": p["running_var"],
+            "num_batches_tracked": np.array(p["num_batches_tracked"], dtype=np.int64),
+        }
+
+    def load_buffers(self, buffers):
+        self.bn_param["running_mean"] = buffers["running_mean"].copy()
+        self.bn_param["running_var"] = buffers["running_var"].copy()
+        self.bn_param["num_batches_tracked"] = int(buffers["num_batches_tracked"])
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.num_features}, convention={self.bn_param['convention']!r})"
+
+
+class BatchNorm1d(_BatchNormBase):
+    """Batch normalization of (N, D) activations, one gamma and beta per feature."""
+
+    def forward(self, x):
+        out, self.cache = batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode())
+        return out
+
+    def backward(self, dout):
+        dx, self.grads["gamma"], self.grads["beta"] = batchnorm_backward_fast(dout, self.cache)
+        return dx
+
+
+class BatchNorm2d(_BatchNormBase):
+    """Spatial batch normalization of (N, C, H, W) feature maps, one gamma and beta per channel."""
+
+    def forward(self, x):
+        out, self.cache = spatial_batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode())
+        return out
+
+    def backward(self, dout):
+        dx, self.grads["gamma"], self.grads["beta"] = spatial_batchnorm_backward(dout, self.cache)
+        return dx
+
+
+class LayerNorm(Layer):
+    """Layer normalization of (N, D) activations: per-sample statistics, no running state."""
+
+    def __init__(self, num_features, *, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        self.ln_param = {"eps": check_positive("eps", eps)}
+        self.num_features = num_features
+        self.params["gamma"] = np.ones(num_features, dtype=dtype)
+        self.params["beta"] = np.zeros(num_features, dtype=dtype)
+
+    def forward(self, x):
+        out, self.cache = layernorm_forward(x, self.params["gamma"], self.params["beta"], self.ln_param)
+        return out
+
+    def backward(self, dout):
+        dx, self.grads["gamma"], self.grads["beta"] = layernorm_backward(dout, self.cache)
+        return dx
+
+    def __repr__(self):
+        return f"LayerNorm({self.num_features})"
+
+
+# --- activations and dropout ----------------------------------------------------------
+
+
+class Tanh(Layer):
+    """out = tanh(x);  dx = dout * (1 - out^2)."""
+
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout):
+        return dout * (1 - self.out * self.out)
+
+
+class Sigmoid(Layer):
+    """out = 1 / (1 + exp(-x));  dx = dout * out * (1 - out)."""
+
+    def forward(self, x):
+        # tanh form: never overflows, unlike exp(-x) for very negative x.
+        self.out = 0.5 * (1 + np.tanh(0.5 * x))
+        return self.out
+
+    def backward(self, dout):
+        return dout * self.out * (1 - self.out)
+
+
+class ReLU(Layer):
+    """out = max(x, 0);  dx = dout where x > 0, else 0."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout):
+        return dout * self.positive
+
+
+class LeakyReLU(Layer):
+    """out = x for x > 0, slope * x otherwise."""
+
+    def __init__(self, slope=0.01):
+        super().__init__()
+        self.slope = check_fraction("slope", slope)
+
+    def forward(self, x):
+        self.factor = np.where(x > 0, 1, self.slope).astype(x.dtype)
+        return x * self.factor
+
+    def backward(self, dout):
+        return dout * self.factor
+
+    def __repr__(self):
+        return f"LeakyReLU({self.slope})"
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training keep each unit with probability 1 - p and
+    divide by 1 - p, so eval mode is the identity and needs no rescaling."""
+
+    def __init__(self, p=0.5, *, rng):
+        super().__init__()
+        self.p = check_fraction("p", p)
+        if self.p == 1.0:
+            raise ValueError("p must be below 1 (p=1 drops every unit)")
+        self.rng = rng
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self.mask = None
+            return x
+        keep = 1.0 - self.p
+        self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / x.dtype.type(keep)
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout if self.mask is None else dout * self.mask
+
+    def __repr__(self):
+        return f"Dropout({self.p})"
+
+
+ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
+
+
+def make_activation(name: str) -> Layer:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]()
+
+
+__all__ = [
+    "Layer",
+    "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "Flatten",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "Tanh",
+    "Sigmoid",
+    "ReLU",
+    "LeakyReLU",
+    "Dropout",
+    "ACTIVATIONS",
+    "make_activation",
+]

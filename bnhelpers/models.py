@@ -1,0 +1,105 @@
+"""The networks of the course, built from layers with seeded weights.
+
+* ``mlp``: any multilayer perceptron, with or without normalization and dropout;
+* ``deep_net``: 784 -> 9 hidden layers of 100 -> 10, weights N(0, scale^2),
+  the deep-network experiment of the sources;
+* ``three_layer_net``: 784 -> 256 -> 256 -> 10 (two hidden layers), batch 256
+  and Adam in the sources' second experiment;
+* ``small_cnn``: two 3x3 convolutions with optional spatial BN, for MNIST images.
+
+Weights are drawn from one generator in a fixed order (first layer first), and
+nothing else draws from it, so the same seed gives the same initial weights
+with and without normalization: the BN variant differs only in its extra layers
+and in dropping the biases that BN makes redundant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .init import check_init
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
+from .network import Network
+
+NORMS = (None, "batch", "layer")
+POSITIONS = ("before", "after")
+
+
+def _generators(seed):
+    """Independent generators for weights and for dropout masks from one seed."""
+    weights, dropout = np.random.SeedSequence(seed).spawn(2)
+    return np.random.default_rng(weights), np.random.default_rng(dropout)
+
+
+def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", dropout=0.0, init="xavier", scale=None, seed=0, dtype=np.float32, bn_options=None):
+    """A multilayer perceptron.
+
+    sizes:         (inputs, hidden_1, ..., hidden_k, classes), e.g. (784, 256, 256, 10).
+    activation:    'tanh', 'relu', 'sigmoid' or 'leaky_relu' after every hidden layer.
+    norm:          None, 'batch' (BatchNorm1d) or 'layer' (LayerNorm) in every hidden layer.
+    norm_position: 'before' the activation (the paper's choice: Linear -> BN -> act, and
+                   the Linear drops its bias) or 'after' it (Linear -> act -> BN).
+    dropout:       probability of dropping a hidden unit (0 = no Dropout layers).
+    init, scale:   weight scheme, see bnhelpers.init ('normal' needs scale).
+    bn_options:    extra keyword arguments for BatchNorm1d (convention, momentum, eps).
+    """
+    if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
+        raise ValueError(f"sizes must list at least the input and output widths as positive integers, got {sizes!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
+    if norm_position not in POSITIONS:
+        raise ValueError(f"norm_position must be 'before' or 'after', got {norm_position!r}")
+    check_init(init, scale)
+    make_activation(activation)  # validates the name before anything is built
+    weight_rng, dropout_rng = _generators(seed)
+
+    def normalization(width):
+        if norm == "batch":
+            return BatchNorm1d(width, dtype=dtype, **(bn_options or {}))
+        return LayerNorm(width, dtype=dtype)
+
+    layers = []
+    for fan_in, width in zip(sizes[:-2], sizes[1:-1]):
+        bn_follows = norm == "batch" and norm_position == "before"
+        layers.append(Linear(fan_in, width, bias=not bn_follows, rng=weight_rng, init=init, scale=scale, dtype=dtype))
+        if norm and norm_position == "before":
+            layers.append(normalization(width))
+        layers.append(make_activation(activation))
+        if norm and norm_position == "after":
+            layers.append(normalization(width))
+        if dropout:
+            layers.append(Dropout(dropout, rng=dropout_rng))
+    layers.append(Linear(sizes[-2], sizes[-1], rng=weight_rng, init=init, scale=scale, dtype=dtype))
+    return Network(layers, input_shape=(sizes[0],))
+
+
+def deep_net(scale=0.1, *, activation="tanh", batchnorm=False, seed=0, dtype=np.float32, bn_options=None):
+    """784 -> 9 x 100 -> 10 with weights N(0, scale^2): 0.1 is the sources' good init, 1.0 the bad one.
+
+    (One source describes it as "10 hidden layers"; its code builds 9 hidden
+    layers plus the output layer, 10 weight matrices in all, as here.)
+    """
+    return mlp((784,) + (100,) * 9 + (10,), activation=activation, norm="batch" if batchnorm else None, init="normal", scale=scale, seed=seed, dtype=dtype, bn_options=bn_options)
+
+
+def three_layer_net(*, init="normal", scale=1.0, batchnorm=False, dropout=0.0, activation="relu", seed=0, dtype=np.float32):
+    """784 -> 256 -> 256 -> 10, ReLU: the network of the sources' Adam and RMSprop comparisons."""
+    return mlp((784, 256, 256, 10), activation=activation, norm="batch" if batchnorm else None, dropout=dropout, init=init, scale=scale, seed=seed, dtype=dtype)
+
+
+def small_cnn(*, batchnorm=True, channels=(8, 16), init="he", scale=None, seed=0, dtype=np.float32, bn_options=None):
+    """(N, 1, 28, 28) -> [conv3x3 -> (BN) -> ReLU -> maxpool2] x 2 -> Linear -> 10 logits.
+
+    With batchnorm the convolutions have no bias, for the same reason as Linear layers.
+    """
+    check_init(init, scale)
+    weight_rng, _ = _generators(seed)
+    layers, c_in, side = [], 1, 28
+    for c_out in channels:
+        layers.append(Conv2d(c_in, c_out, 3, pad=1, bias=not batchnorm, rng=weight_rng, init=init, scale=scale, dtype=dtype))
+        if batchnorm:
+            layers.append(BatchNorm2d(c_out, dtype=dtype, **(bn_options or {})))
+        layers += [ReLU(), MaxPool2d(2)]
+        c_in, side = c_out, side // 2
+    layers += [Flatten(), Linear(c_in * side * side, 10, rng=weight_rng, init=init, scale=scale, dtype=dtype)]
+    return Network(layers, input_shape=(1, 28, 28))

@@ -1,0 +1,171 @@
+"""A sequential network: runs its layers forward and backward, switches modes, saves and loads.
+
+    net = Network([Linear(...), BatchNorm1d(...), Tanh(), ..., Linear(...)])
+    logits = net.forward(x)              # (N, classes)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    net.backward(dlogits)                # fills every layer's grads
+    optimizer.step()                     # updates every parameter in place
+
+``forward(x, record=True)`` / ``backward(d, record=True)`` also keep every
+layer's output and the gradient arriving at it, for the probes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .checkpoint import load_arrays, save_arrays
+from .layers import Layer
+from .losses import check_labels
+
+NETWORK_MODES = ("train", "eval")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A handle on one trainable array: ``value`` is updated in place, ``grad`` is the latest gradient."""
+
+    name: str
+    layer: Layer
+    key: str
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.layer.params[self.key]
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self.key not in self.layer.grads:
+            raise RuntimeError(f"no gradient for {self.name} yet: call backward() before the optimizer step")
+        return self.layer.grads[self.key]
+
+
+class Network:
+    """Layers applied in order.  ``input_shape`` is the shape of one sample, e.g. (784,) or (1, 28, 28)."""
+
+    def __init__(self, layers: list[Layer], input_shape: tuple):
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError("layers must be a non-empty list of bnhelpers Layer objects")
+        self.layers = list(layers)
+        self.layers[0].needs_input_grad = False
+        self.input_shape = tuple(input_shape)
+        self.mode = "train"
+        self.outputs: list[np.ndarray] = []
+        self.output_grads: list[np.ndarray] = []
+
+    # --- running ---------------------------------------------------------------------
+
+    def check_input(self, x, name="x") -> None:
+        if not isinstance(x, np.ndarray) or x.shape[1:] != self.input_shape:
+            shape = getattr(x, "shape", type(x).__name__)
+            raise ValueError(f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}), got {shape}")
+
+    def forward(self, x, record=False):
+        """Logits for a batch x of shape (N, *input_shape)."""
+        self.check_input(x)
+        self.outputs = []
+        for layer in self.layers:
+            x = layer.forward(x)
+            if record:
+                self.outputs.append(x)
+        return x
+
+    def backward(self, dout, record=False):
+        """Backpropagate dL/dlogits through every layer, filling their grads.
+
+        The gradient with respect to the network's input is not computed (see
+        Layer.needs_input_grad); returns None.
+        """
+        self.output_grads = []
+        for layer in reversed(self.layers):
+            if record:
+                self.output_grads.append(dout)
+            dout = layer.backward(dout)
+        self.output_grads.reverse()
+        return dout
+
+    @property
+    def num_classes(self) -> int:
+        return next(layer.out_features for layer in reversed(self.layers) if hasattr(layer, "out_features"))
+
+    def predict(self, x, batch_size=2000):
+        """Eval-mode logits, computed in chunks; the network's mode is restored afterwards."""
+        previous = self.mode
+        self.set_mode("eval")
+        try:
+            return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        finally:
+            self.set_mode(previous)
+
+    def accuracy(self, x, y, batch_size=2000) -> float:
+        """Fraction of samples whose eval-mode prediction equals the label."""
+        check_labels(y, self.num_classes, len(x))
+        return float((self.predict(x, batch_size).argmax(axis=1) == y).mean())
+
+    # --- modes and parameters --------------------------------------------------------
+
+    def set_mode(self, mode: str) -> "Network":
+        """'train': batch statistics, dropout on.  'eval': running statistics, dropout off."""
+        if mode not in NETWORK_MODES:
+            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        self.mode = mode
+        for layer in self.layers:
+            layer.training = mode == "train"
+        return self
+
+    def train(self) -> "Network":
+        return self.set_mode("train")
+
+    def eval(self) -> "Network":
+        return self.set_mode("eval")
+
+    def parameters(self) -> list[Parameter]:
+        return [Parameter(f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params]
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every parameter and every buffer (BN running statistics), by name, e.g. '1.running_mean'."""
+        state = {}
+        for i, layer in enumerate(self.layers):
+            state.update({f"{i}.{k}": v for k, v in layer.params.items()})
+            state.update({f"{i}.{k}": v for k, v in layer.buffers().items()})
+        return state
+
+    def __repr__(self):
+        lines = [f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers)]
+        return f"Network(input_shape={self.input_shape},\n" + "\n".join(lines) + "\n)"
+
+    # --- checkpoints -----------------------------------------------------------------
+
+    def save(self, path):
+        """Write all parameters and buffers to ``path`` (.npz, atomic)."""
+        return save_arrays(path, self.state())
+
+    def load(self, path) -> "Network":
+        """Load a checkpoint saved by ``save`` from a network of the same architecture.
+
+        Strict: missing, unexpected or wrongly shaped entries raise ValueError
+        naming them, and nothing is changed unless every entry fits.
+        """
+        arrays = load_arrays(path)
+        expected = self.state()
+        problems = []
+        missing = sorted(expected.keys() - arrays.keys())
+        extra = sorted(arrays.keys() - expected.keys())
+        if missing:
+            problems.append(f"missing entries {missing}")
+        if extra:
+            problems.append(f"unexpected entries {extra}")
+        for name in sorted(expected.keys() & arrays.keys()):
+            if arrays[name].shape != expected[name].shape:
+                problems.append(f"{name} has shape {arrays[name].shape}, the network expects {expected[name].shape}")
+        if problems:
+            raise ValueError(f"checkpoint {path} does not fit this network: " + "; ".join(problems))
+        for i, layer in enumerate(self.layers):
+            for key, value in layer.params.items():
+                value[...] = arrays[f"{i}.{key}"]  # in place: optimizers hold these arrays
+            buffers = layer.buffers()
+            if buffers:
+                layer.load_buffers({k: arrays[f"{i}.{k}"].astype(v.dtype) for k, v in buffers.items()})
+        return self

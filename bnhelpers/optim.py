@@ -1,0 +1,106 @@
+"""Optimizers: update every parameter in place from its latest gradient.
+
+Defaults are the usual ones (PyTorch's): SGD needs a learning rate; momentum 0.9;
+RMSprop lr 1e-2, decay 0.99, eps 1e-8; Adam lr 1e-3, betas (0.9, 0.999), eps 1e-8.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .checks import check_fraction, check_positive
+
+
+class Optimizer:
+    """Holds the parameters and per-parameter state; ``step()`` applies one update."""
+
+    def __init__(self, parameters, lr):
+        self.parameters = list(parameters)
+        if not self.parameters:
+            raise ValueError("parameters is empty: pass net.parameters()")
+        self.lr = check_positive("lr", lr)
+        self.state = [self._init_state(p.value) for p in self.parameters]
+        self.steps = 0
+
+    def _init_state(self, value):
+        return {}
+
+    def step(self):
+        self.steps += 1
+        for p, state in zip(self.parameters, self.state):
+            self._update(p.value, p.grad, state)
+
+    def _update(self, value, grad, state):
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """w <- w - lr * g"""
+
+    def _update(self, value, grad, state):
+        value -= self.lr * grad
+
+
+class Momentum(Optimizer):
+    """v <- mu * v - lr * g;  w <- w + v   (heavy-ball momentum)."""
+
+    def __init__(self, parameters, lr, momentum=0.9):
+        self.momentum = check_fraction("momentum", momentum)
+        super().__init__(parameters, lr)
+
+    def _init_state(self, value):
+        return {"v": np.zeros_like(value)}
+
+    def _update(self, value, grad, state):
+        v = state["v"]
+        v *= self.momentum
+        v -= self.lr * grad
+        value += v
+
+
+class RMSprop(Optimizer):
+    """s <- decay * s + (1 - decay) * g^2;  w <- w - lr * g / (sqrt(s) + eps)."""
+
+    def __init__(self, parameters, lr=1e-2, decay=0.99, eps=1e-8):
+        self.decay = check_fraction("decay", decay)
+        self.eps = check_positive("eps", eps)
+        super().__init__(parameters, lr)
+
+    def _init_state(self, value):
+        return {"s": np.zeros_like(value)}
+
+    def _update(self, value, grad, state):
+        s = state["s"]
+        s *= self.decay
+        s += (1 - self.decay) * grad * grad
+        value -= self.lr * grad / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam with bias correction:
+    m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  w <- w - lr * m_hat / (sqrt(v_hat) + eps)."""
+
+    def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        self.beta1 = check_fraction("betas[0]", betas[0])
+        self.beta2 = check_fraction("betas[1]", betas[1])
+        self.eps = check_positive("eps", eps)
+        super().__init__(parameters, lr)
+
+    def _init_state(self, value):
+        return {"m": np.zeros_like(value), "v": np.zeros_like(value)}
+
+    def _update(self, value, grad, state):
+        m, v = state["m"], state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * grad * grad
+        # Bias correction folded into the step size: m_hat / sqrt(v_hat) = m / sqrt(v) * sqrt(c2) / c1.
+        # math.sqrt keeps these Python floats, so float32 parameters are not upcast.
+        c1, c2 = 1 - self.beta1**self.steps, math.sqrt(1 - self.beta2**self.steps)
+        value -= (self.lr * c2 / c1) * m / (np.sqrt(v) + self.eps * c2)
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}

@@ -1,0 +1,138 @@
+"""Plots used across the notebooks, in one consistent style.
+
+Every function draws on matplotlib axes (its own figure unless ``ax`` is given)
+and returns the figure, so notebooks can save or assert on it.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+from matplotlib.patches import FancyBboxPatch
+
+PALETTE = "colorblind"
+
+
+def set_style():
+    """The course's look: seaborn 'whitegrid', colorblind palette, figures that fit a notebook."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    plt.rcParams.update({"figure.figsize": (9, 3.8), "figure.dpi": 90, "axes.titleweight": "bold", "figure.autolayout": True})
+
+
+def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None, logy=()):
+    """One panel per column, one line per experiment: ``results`` maps a label to a ProbeResult."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.6), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        for label, result in results.items():
+            ax.plot(result.table["layer"], result.table[col], "o-", label=label)
+        ax.set(xlabel="hidden layer", ylabel=col.replace("_", " "), title=(titles or {}).get(col, col.replace("_", " ")))
+        if col in logy:
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    axes[0][-1].legend(fontsize="small")
+    return fig
+
+
+def plot_histograms(result, title, value_range=(-1, 1), which="activations", bins=40):
+    """A row of per-layer histograms of activations (or gradients), with mean and std in each title."""
+    arrays = getattr(result, which)
+    fig, axes = plt.subplots(1, len(arrays), figsize=(1.6 * len(arrays), 2.4), sharey=True, squeeze=False)
+    for k, (ax, a) in enumerate(zip(axes[0], arrays), start=1):
+        ax.hist(a.ravel(), bins=bins, range=value_range, color=sns.color_palette(PALETTE)[0])
+        ax.set_title(f"layer {k}\nmean {a.mean():+.3f}\nstd {a.std():.4f}", fontsize=8, fontweight="normal")
+        ax.set_yticks([])
+        ax.tick_params(axis="x", labelsize=7)
+    axes[0][0].set_ylabel("count")
+    fig.suptitle(title, fontweight="bold")
+    return fig
+
+
+def plot_curves(histories: dict, metric="val_accuracy", ax=None, title=None, chance=None):
+    """Validation accuracy (or loss) against iteration for several runs; ``histories`` maps label -> History."""
+    fig, ax = _axes(ax)
+    for label, h in histories.items():
+        if metric in ("loss", "batch_accuracy"):
+            ax.plot(h.iterations, getattr(h, metric), label=label, lw=1)
+        else:
+            ax.plot(h.eval_iterations, getattr(h, metric), label=label)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    ax.set(xlabel="iteration", ylabel=metric.replace("_", " "), title=title or metric.replace("_", " "))
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _axes(ax):
+    if ax is None:
+        fig, ax = plt.subplots()
+        return fig, ax
+    return ax.figure, ax
+
+
+# The forward graph of batchnorm_forward, as batchnorm_backward walks it.
+# name: (x, y, label, local gradient shown under the node)
+GRAPH_NODES = {
+    "x": (0.0, 1.0, "x\n(N, D)", ""),
+    "mean": (1.2, 0.0, "mean\nμ = Σx/N", "∂μ/∂xᵢ = 1/N"),
+    "centre": (2.4, 1.0, "centre\nxc = x − μ", "∂/∂x = 1, ∂/∂μ = −1"),
+    "square": (3.6, 0.0, "square\nxc²", "2·xc"),
+    "variance": (4.8, 0.0, "variance\nσ² = Σxc²/N", "1/N"),
+    "eps": (6.0, 0.0, "+eps\nσ² + ε", "1"),
+    "sqrt": (7.2, 0.0, "sqrt\ns = √(σ²+ε)", "1/(2s)"),
+    "recip": (8.4, 0.0, "reciprocal\nr = 1/s", "−1/s²"),
+    "multiply": (8.4, 1.0, "multiply\nx̂ = xc · r", "∂/∂xc = r, ∂/∂r = xc"),
+    "scale": (9.6, 1.0, "scale\nγ · x̂", "∂/∂γ = x̂, ∂/∂x̂ = γ"),
+    "shift": (10.8, 1.0, "shift\n+ β", "1"),
+    "out": (12.0, 1.0, "out\n(N, D)", ""),
+}
+GRAPH_EDGES = [
+    ("x", "mean"), ("x", "centre"), ("mean", "centre"), ("centre", "square"), ("square", "variance"),
+    ("variance", "eps"), ("eps", "sqrt"), ("sqrt", "recip"), ("recip", "multiply"), ("centre", "multiply"),
+    ("multiply", "scale"), ("scale", "shift"), ("shift", "out"),
+]  # fmt: skip
+
+
+def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
+    """The computational graph of the BN forward pass; optionally each node's local gradient.
+
+    highlight: node names drawn in the accent colour (e.g. where two paths meet).
+    """
+    fig, ax = (plt.subplots(figsize=(13, 3.6)) if ax is None else (ax.figure, ax))
+    colours = sns.color_palette(PALETTE)
+    for a, b in GRAPH_EDGES:
+        (x0, y0, *_), (x1, y1, *_) = GRAPH_NODES[a], GRAPH_NODES[b]
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.2, shrinkA=24, shrinkB=24))
+    for name, (x, y, label, grad) in GRAPH_NODES.items():
+        colour = colours[1] if name in highlight else (colours[2] if name in ("x", "out") else colours[0])
+        ax.add_patch(FancyBboxPatch((x - 0.52, y - 0.24), 1.04, 0.48, boxstyle="round,pad=0.04", fc=colour, ec="none", alpha=0.85))
+        ax.text(x, y, label, ha="center", va="center", fontsize=8, color="white", fontweight="bold")
+        if show_local_gradients and grad:
+            ax.text(x, y - 0.36, grad, ha="center", va="top", fontsize=7.5, color="0.2")
+    for name, (x, y) in {"γ": (9.6, 1.7), "β": (10.8, 1.7)}.items():
+        ax.text(x, y, name, ha="center", va="center", fontsize=11)
+        ax.annotate("", xy=(x, 1.26), xytext=(x, y - 0.12), arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.2))
+    ax.set(xlim=(-0.7, 12.7), ylim=(-0.75, 1.95))
+    ax.axis("off")
+    ax.set_title("Batch normalization forward pass as a computational graph (backward: right to left)")
+    return fig
+
+
+def bar_with_errors(ax, labels, means, stds, ylabel, title):
+    """Bars with ±1 std error bars and the mean printed on each."""
+    colours = sns.color_palette(PALETTE, len(labels))
+    ax.bar(labels, means, yerr=stds, capsize=6, color=colours)
+    for i, (m, s) in enumerate(zip(means, stds)):
+        ax.text(i, m + s + 0.01, f"{m:.3f}", ha="center", va="bottom", fontsize=9)
+    ax.set(ylabel=ylabel, title=title)
+    return ax.figure
+
+
+def speedup_plot(sizes, ratios, ax=None, title="Closed-form backward vs staged graph", ylabel="speed-up (staged / fast)"):
+    fig, ax = _axes(ax)
+    ax.plot(range(len(sizes)), ratios, "o-")
+    ax.set_xticks(range(len(sizes)), [f"{n}×{d}" for n, d in sizes])
+    ax.axhline(1.0, color="grey", ls=":", lw=1)
+    ax.set(xlabel="(N, D)", ylabel=ylabel, title=title)
+    return fig
+

@@ -1,0 +1,132 @@
+"""Look inside a network: per-layer statistics of activations and of the gradients flowing back.
+
+``probe(net, x, y)`` runs one forward and one backward pass on a batch and
+returns, for every hidden nonlinearity (hidden layer 1, 2, ...):
+
+    act_mean, act_std        of the activations h_l
+    saturated                fraction with |tanh| > 0.97, or sigmoid < 0.03 or > 0.97
+    zero, dead_units         fraction of ReLU outputs exactly 0, and of units that are
+                             0 for every sample of the batch
+    grad_mean, grad_std      of dL/dh_l, the gradient arriving at the activations
+    weight_grad_std          of dL/dW for the weight matrix feeding that layer
+
+plus the raw activations and gradients for histograms. Probing has no side
+effects on the network: BN running statistics are restored afterwards and no
+parameter changes (gradients are overwritten, as by any backward pass).
+
+``update_ratios`` measures ||dW|| / ||W|| for one optimizer step, the classic
+check that a learning rate is sane (around 1e-3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .layers import ACTIVATIONS, Conv2d, Linear, ReLU, Sigmoid, Tanh
+from .losses import softmax_cross_entropy
+from .models import mlp
+
+SATURATION = 0.97
+
+
+@dataclass
+class ProbeResult:
+    """table: one row per hidden layer; activations / gradients: the raw arrays, same order."""
+
+    table: pd.DataFrame
+    activations: list
+    gradients: list
+
+
+def _saturated_fraction(layer, h) -> float:
+    if isinstance(layer, Tanh):
+        return float(np.mean(np.abs(h) > SATURATION))
+    if isinstance(layer, Sigmoid):
+        return float(np.mean((h < 1 - SATURATION) | (h > SATURATION)))
+    return float("nan")
+
+
+def _zero_fractions(layer, h):
+    if not isinstance(layer, ReLU):
+        return float("nan"), float("nan")
+    zero = h == 0
+    per_unit = zero.reshape(h.shape[0], h.shape[1], -1).all(axis=(0, 2))  # a unit (or channel) never fires
+    return float(zero.mean()), float(per_unit.mean())
+
+
+def probe(net, x, y=None, dout=None) -> ProbeResult:
+    """Statistics of one forward/backward pass in the network's current mode.
+
+    The backward pass starts from softmax cross-entropy against labels ``y``,
+    or from an explicit upstream gradient ``dout`` (N, classes).
+    """
+    if (y is None) == (dout is None):
+        raise ValueError("pass exactly one of y (labels) or dout (upstream gradient)")
+    saved = [layer.buffers() for layer in net.layers]
+    try:
+        logits = net.forward(x, record=True)
+        if dout is None:
+            _, dout = softmax_cross_entropy(logits, y)
+        net.backward(dout, record=True)
+    finally:
+        for layer, buffers in zip(net.layers, saved):
+            if buffers:
+                layer.load_buffers(buffers)
+
+    rows, activations, gradients = [], [], []
+    weights = [layer for layer in net.layers if isinstance(layer, (Linear, Conv2d))]
+    hidden = [i for i, layer in enumerate(net.layers) if isinstance(layer, tuple(ACTIVATIONS.values()))]
+    for k, i in enumerate(hidden):
+        layer, h, g = net.layers[i], net.outputs[i], net.output_grads[i]
+        zero, dead = _zero_fractions(layer, h)
+        rows.append(
+            {
+                "layer": k + 1,
+                "activation": type(layer).__name__.lower(),
+                "act_mean": float(h.mean()),
+                "act_std": float(h.std()),
+                "saturated": _saturated_fraction(layer, h),
+                "zero": zero,
+                "dead_units": dead,
+                "grad_mean": float(g.mean()),
+                "grad_std": float(g.std()),
+                "weight_grad_std": float(weights[k].grads["W"].std()),
+            }
+        )
+        activations.append(h)
+        gradients.append(g)
+    return ProbeResult(pd.DataFrame(rows), activations, gradients)
+
+
+def random_net_statistics(*, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, batchnorm=False, seed=0) -> ProbeResult:
+    """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
+
+    ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
+    hidden layers of ``width`` units (weights from ``init``/``scale``, BN before
+    each nonlinearity if asked) and a 10-way output; the backward pass starts
+    from softmax cross-entropy against random labels. float64, train mode.
+    """
+    rng = np.random.default_rng(seed)
+    net = mlp(
+        (width,) * (depth + 1) + (10,),
+        activation=activation,
+        norm="batch" if batchnorm else None,
+        init=init,
+        scale=scale,
+        seed=seed,
+        dtype=np.float64,
+    )
+    x = rng.standard_normal((samples, width))
+    y = rng.integers(0, 10, samples)
+    return probe(net, x, y)
+
+
+def update_ratios(net, step) -> dict:
+    """||W_after - W_before|| / ||W_before|| for every weight matrix, across one call of ``step()``."""
+    before = {p.name: p.value.copy() for p in net.parameters() if p.key == "W"}
+    step()
+    after = {p.name: p.value for p in net.parameters() if p.key == "W"}
+    return {name: float(np.linalg.norm(after[name] - w) / np.linalg.norm(w)) for name, w in before.items()}

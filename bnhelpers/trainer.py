@@ -1,0 +1,147 @@
+"""Minibatch training with evaluation, history and a progress bar.
+
+    history = train(net, Adam(net.parameters(), lr=1e-2), data, iterations=1000, batch_size=256)
+
+Each iteration draws the next minibatch of a seeded shuffle (a new permutation
+every epoch; the incomplete last batch of an epoch is skipped, so batch
+statistics are never computed from a handful of samples), runs forward,
+softmax cross-entropy, backward and one optimizer step. Every ``eval_every``
+iterations (and at iteration 0 and at the end) the validation set is evaluated
+in eval mode. A loss that is not finite stops training with a message; the
+history up to that point is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checks import NonFiniteError
+from .losses import check_labels, softmax_cross_entropy
+
+PROGRESS_ENV = "BNHELPERS_PROGRESS"
+
+
+def progress_enabled(progress=None) -> bool:
+    """Progress bars are on unless turned off by argument or by BNHELPERS_PROGRESS=0."""
+    if os.environ.get(PROGRESS_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    return True if progress is None else bool(progress)
+
+
+@dataclass
+class History:
+    """What happened during ``train``.
+
+    loss, batch_accuracy: one value per training iteration (1, 2, ...).
+    eval_iterations:      iterations at which the validation set was evaluated
+                          (0 = before the first step).
+    val_loss, val_accuracy: eval-mode validation metrics at those iterations.
+    seconds:              wall time of the whole run, evaluations included.
+    stopped:              None, or why training stopped early.
+    """
+
+    loss: list = field(default_factory=list)
+    batch_accuracy: list = field(default_factory=list)
+    eval_iterations: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: str | None = None
+
+    @property
+    def iterations(self) -> np.ndarray:
+        return np.arange(1, len(self.loss) + 1)
+
+    @property
+    def final_val_accuracy(self) -> float:
+        return self.val_accuracy[-1]
+
+    def first_iteration_reaching(self, accuracy: float):
+        """The first evaluated iteration with validation accuracy >= ``accuracy``, or None."""
+        return next((it for it, a in zip(self.eval_iterations, self.val_accuracy) if a >= accuracy), None)
+
+
+def evaluate(net, x, y, batch_size=2000):
+    """Eval-mode (loss, accuracy) on (x, y); the network's mode is restored afterwards."""
+    logits = net.predict(x, batch_size)
+    loss, _ = softmax_cross_entropy(logits, y)
+    return loss, float((logits.argmax(axis=1) == y).mean())
+
+
+def minibatch_indices(n, batch_size, iterations, rng):
+    """(iterations, batch_size) sample indices: epochs of seeded permutations, full batches only."""
+    per_epoch = n // batch_size
+    epochs = -(-iterations // per_epoch)
+    batches = [rng.permutation(n)[: per_epoch * batch_size].reshape(per_epoch, batch_size) for _ in range(epochs)]
+    return np.concatenate(batches)[:iterations]
+
+
+def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None, on_eval=None, verbose=True):
+    """Train ``net`` in place and return its History.
+
+    data:        an object with x_train, y_train, x_val, y_val (e.g. load_mnist()'s result).
+    optimizer:   built on net.parameters().
+    on_eval:     optional callback(iteration, net) after each evaluation (for probes).
+    progress:    show a progress bar (default: yes, unless BNHELPERS_PROGRESS=0).
+    verbose:     print a line when training stops early.
+    """
+    x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    net.check_input(x, "data.x_train")
+    net.check_input(x_val, "data.x_val")
+    check_labels(y, net.num_classes, len(x))
+    check_labels(y_val, net.num_classes, len(x_val))
+    for name, value in (("iterations", iterations), ("batch_size", batch_size), ("eval_every", eval_every)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if batch_size > len(x):
+        raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
+
+    history = History()
+    batches = minibatch_indices(len(x), batch_size, iterations, np.random.default_rng(seed))
+    start = time.perf_counter()
+
+    def evaluate_now(iteration):
+        loss, accuracy = evaluate(net, x_val, y_val)
+        history.eval_iterations.append(iteration)
+        history.val_loss.append(loss)
+        history.val_accuracy.append(accuracy)
+        if on_eval is not None:
+            on_eval(iteration, net)
+
+    def stop(it, why):
+        history.stopped = f"stopped at iteration {it}: {why} (training diverged)"
+        if verbose:
+            print(history.stopped)
+
+    net.train()
+    evaluate_now(0)
+    # A diverging run overflows on its way to a non-finite loss; we report that
+    # once, as divergence, instead of a stream of numpy warnings.
+    with tqdm(total=iterations, disable=not progress_enabled(progress), leave=False) as bar, np.errstate(over="ignore", invalid="ignore"):
+        for it, idx in enumerate(batches, start=1):
+            yb = y[idx]
+            try:
+                logits = net.forward(x[idx])
+            except NonFiniteError as e:
+                stop(it, f"activations became non-finite ({e})")
+                break
+            loss, dlogits = softmax_cross_entropy(logits, yb)
+            if not np.isfinite(loss):
+                stop(it, f"the loss became {loss}")
+                break
+            net.backward(dlogits)
+            optimizer.step()
+            history.loss.append(loss)
+            history.batch_accuracy.append(float((logits.argmax(axis=1) == yb).mean()))
+            if it % eval_every == 0 or it == iterations:
+                evaluate_now(it)
+                bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{history.val_accuracy[-1]:.3f}")
+            bar.update(1)
+    net.train()
+    history.seconds = time.perf_counter() - start
+    return history

@@ -22,7 +22,7 @@ def set_style():
 
 def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None, logy=()):
     """One panel per column, one line per experiment: ``results`` maps a label to a ProbeResult."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns) + 1.8, 3.6), squeeze=False)
     for ax, col in zip(axes[0], columns):
         for label, result in results.items():
             ax.plot(result.table["layer"], result.table[col], "o-", label=label)
@@ -30,20 +30,24 @@ def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None
         if col in logy:
             ax.set_yscale("log")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    axes[0][-1].legend(fontsize="small")
+    axes[0][-1].legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig
 
 
-def plot_histograms(result, title, value_range=(-1, 1), which="activations", bins=40):
-    """A row of per-layer histograms of activations (or gradients), with mean and std in each title."""
+def plot_histograms(result, title, value_range=(-1, 1), which="activations", bins=40, columns=5):
+    """Per-layer histograms of activations (or gradients) on a grid, with mean and std in each title."""
     arrays = getattr(result, which)
-    fig, axes = plt.subplots(1, len(arrays), figsize=(1.6 * len(arrays), 2.4), sharey=True, squeeze=False)
-    for k, (ax, a) in enumerate(zip(axes[0], arrays), start=1):
+    rows = -(-len(arrays) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.1 * rows + 0.5), sharey=True, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(arrays):
+            ax.axis("off")
+            continue
+        a = arrays[k]
         ax.hist(a.ravel(), bins=bins, range=value_range, color=sns.color_palette(PALETTE)[0])
-        ax.set_title(f"layer {k}\nmean {a.mean():+.3f}\nstd {a.std():.4f}", fontsize=8, fontweight="normal")
+        ax.set_title(f"layer {k + 1}: mean {a.mean():+.2g}\nstd {a.std():.2g}", fontsize=9, fontweight="normal")
         ax.set_yticks([])
-        ax.tick_params(axis="x", labelsize=7)
-    axes[0][0].set_ylabel("count")
+        ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title, fontweight="bold")
     return fig
 

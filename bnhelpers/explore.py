@@ -1,0 +1,45 @@
+"""The interactive activation-statistics explorer of notebook 01 (ipywidgets).
+
+``activation_explorer()`` returns a widget with sliders for the weight scale
+and depth, a choice of nonlinearity and a BN switch; every change reruns
+``random_net_statistics`` and redraws the per-layer statistics. Without a
+browser (nbval, nbconvert) the widget still runs once with its defaults.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+
+from .probes import random_net_statistics
+
+
+def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", batchnorm=False):
+    """Run the random-input experiment with W ~ N(0, (10**log10_scale)^2) and plot it.
+
+    Returns the ProbeResult (the figure is shown, not returned, so that the
+    widget displays only the plot).
+    """
+    scale = 10.0**log10_scale
+    result = random_net_statistics(depth=depth, activation=activation, init="normal", scale=scale, batchnorm=batchnorm)
+    t = result.table
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    axes[0].plot(t["layer"], t["act_mean"], "o-")
+    axes[1].semilogy(t["layer"], t["act_std"], "o-")
+    axes[2].semilogy(t["layer"], t["grad_std"], "o-")
+    for ax, what in zip(axes, ("activation mean", "activation std (log)", "gradient std (log)")):
+        ax.set(xlabel="hidden layer", title=what)
+    fig.suptitle(f"{activation}, W ~ N(0, {scale:.3g}²), {'with' if batchnorm else 'without'} BN", fontweight="bold")
+    plt.show()
+    return result
+
+
+def activation_explorer():
+    """The widget: sliders and switches bound to draw_activation_statistics."""
+    return widgets.interactive(
+        draw_activation_statistics,
+        log10_scale=widgets.FloatSlider(value=-2.0, min=-3.0, max=1.0, step=0.25, description="log10 scale"),
+        depth=widgets.IntSlider(value=10, min=2, max=30, description="depth"),
+        activation=widgets.Dropdown(options=["tanh", "relu", "sigmoid", "leaky_relu"], value="tanh", description="activation"),
+        batchnorm=widgets.Checkbox(value=False, description="BN before activation"),
+    )

@@ -101,22 +101,27 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     """The computational graph of the BN forward pass; optionally each node's local gradient.
 
     highlight: node names drawn in the accent colour (e.g. where two paths meet).
+    Local gradients are written above the nodes of the main row and below the others.
     """
-    fig, ax = (plt.subplots(figsize=(13, 3.6)) if ax is None else (ax.figure, ax))
+    fig, ax = (plt.subplots(figsize=(13, 3.8)) if ax is None else (ax.figure, ax))
     colours = sns.color_palette(PALETTE)
+    params = {"γ": (9.6, 0.0, "scale"), "β": (10.8, 0.0, "shift")}
+    arrow = dict(arrowstyle="-|>", color="0.35", lw=1.2, shrinkA=24, shrinkB=24)
     for a, b in GRAPH_EDGES:
         (x0, y0, *_), (x1, y1, *_) = GRAPH_NODES[a], GRAPH_NODES[b]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.2, shrinkA=24, shrinkB=24))
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=arrow)
+    for name, (x, y, target) in params.items():
+        tx, ty, *_ = GRAPH_NODES[target]
+        ax.annotate("", xy=(tx, ty), xytext=(x, y), arrowprops=dict(arrow, shrinkA=10))
+        ax.text(x, y, name, ha="center", va="center", fontsize=13)
     for name, (x, y, label, grad) in GRAPH_NODES.items():
         colour = colours[1] if name in highlight else (colours[2] if name in ("x", "out") else colours[0])
         ax.add_patch(FancyBboxPatch((x - 0.52, y - 0.24), 1.04, 0.48, boxstyle="round,pad=0.04", fc=colour, ec="none", alpha=0.85))
         ax.text(x, y, label, ha="center", va="center", fontsize=8, color="white", fontweight="bold")
         if show_local_gradients and grad:
-            ax.text(x, y - 0.36, grad, ha="center", va="top", fontsize=7.5, color="0.2")
-    for name, (x, y) in {"γ": (9.6, 1.7), "β": (10.8, 1.7)}.items():
-        ax.text(x, y, name, ha="center", va="center", fontsize=11)
-        ax.annotate("", xy=(x, 1.26), xytext=(x, y - 0.12), arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.2))
-    ax.set(xlim=(-0.7, 12.7), ylim=(-0.75, 1.95))
+            above = y > 0.5
+            ax.text(x, y + (0.34 if above else -0.34), grad, ha="center", va="bottom" if above else "top", fontsize=7.5, color="0.2")
+    ax.set(xlim=(-0.7, 12.7), ylim=(-0.75, 1.6))
     ax.axis("off")
     ax.set_title("Batch normalization forward pass as a computational graph (backward: right to left)")
     return fig

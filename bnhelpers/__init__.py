@@ -5,7 +5,7 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     GroupNorm), conv (convolution, pooling), conventions (framework presets),
     gradcheck (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
-    checkpoint, probes.
+    checkpoint, probes, inference (population statistics, folding).
 Data and plots: data (MNIST), plotting.
 """
 
@@ -27,6 +27,7 @@ from .conv import (
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
+from .inference import fold_batchnorm, population_statistics, use_population_statistics
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
     BatchNorm1d,
@@ -56,9 +57,9 @@ __all__ = [
     "MnistSplits", "Momentum", "Network", "RMSprop", "ReLU", "SGD", "Sigmoid", "Tanh",
     "avgpool2d_backward", "avgpool2d_forward", "batchnorm_backward", "batchnorm_backward_fast",
     "batchnorm_fold", "batchnorm_forward", "conv2d_backward", "conv2d_forward", "conventions_table",
-    "deep_net", "download_mnist", "evaluate", "gradient_check", "groupnorm_backward", "groupnorm_forward",
+    "deep_net", "download_mnist", "evaluate", "fold_batchnorm", "gradient_check", "groupnorm_backward", "groupnorm_forward",
     "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
-    "mlp", "numerical_gradient", "probe", "random_net_statistics", "read_idx", "rel_error", "small_cnn",
+    "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "small_cnn",
     "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",
-    "train", "update_ratios",
+    "train", "update_ratios", "use_population_statistics",
 ]  # fmt: skip

@@ -166,9 +166,10 @@ class _BatchNormBase(Layer):
             self.bn_param["momentum"] = momentum
         if eps is not None:
             self.bn_param["eps"] = eps
-        # Validate now, so a bad setting fails at construction, not mid-training.
-        settings = read_bn_param(self.bn_param, num_features, dtype)
-        self.bn_param.update(running_mean=settings.running_mean, running_var=settings.running_var, num_batches_tracked=0)
+        # Validate now, so a bad setting fails at construction, not mid-training,
+        # and store the resolved eps and momentum so that they can be read back.
+        s = read_bn_param(self.bn_param, num_features, dtype)
+        self.bn_param.update(eps=s.eps, momentum=s.momentum, running_mean=s.running_mean, running_var=s.running_var, num_batches_tracked=0)
         self.num_features = num_features
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)

@@ -1,0 +1,65 @@
+"""Population statistics (Ioffe & Szegedy, Algorithm 2) and folding BN into Linear layers."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bnhelpers import Adam, mlp, train
+from bnhelpers.inference import fold_batchnorm, population_statistics, use_population_statistics
+
+
+@pytest.fixture
+def trained():
+    rng = np.random.default_rng(0)
+    x = (2 + 3 * rng.standard_normal((600, 12))).astype(np.float32)
+    y = (x[:, 0] > 2).astype(np.int64) + (x[:, 1] > 2)
+    net = mlp((12, 16, 16, 3), norm="batch", seed=1, bn_options={"momentum": 0.99})
+    train(net, Adam(net.parameters(), lr=1e-2), SimpleNamespace(x_train=x, y_train=y, x_val=x, y_val=y), iterations=40, batch_size=30, progress=False)
+    return net, x
+
+
+def test_population_statistics_of_the_first_layer_follow_algorithm_2(trained):
+    net, x = trained
+    (mean, var), _ = population_statistics(net, x, batch_size=50)
+    h = (x @ net.layers[0].params["W"]).astype(np.float64).reshape(12, 50, 16)  # 12 batches of 50
+    np.testing.assert_allclose(mean, h.mean(axis=1).mean(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(var, 50 / 49 * h.var(axis=1).mean(axis=0), rtol=1e-3)
+
+
+def test_population_statistics_change_nothing_and_use_replaces_running_statistics(trained):
+    net, x = trained
+    before = {k: v.copy() for k, v in net.state().items()}
+    net.eval()
+    stats = population_statistics(net, x, batch_size=60)
+    assert net.mode == "eval"
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, before[k])
+    use_population_statistics(net, x, batch_size=60)
+    np.testing.assert_allclose(net.layers[1].bn_param["running_mean"], stats[0][0], rtol=1e-6)
+    np.testing.assert_allclose(net.layers[4].bn_param["running_var"], stats[1][1], rtol=1e-6)
+
+
+def test_population_statistics_bad_input(trained):
+    net, x = trained
+    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[2, 600\], got 1"):
+        population_statistics(net, x, batch_size=1)
+    with pytest.raises(ValueError, match="no BatchNorm1d layers"):
+        population_statistics(mlp((12, 4, 3)), x)
+
+
+def test_folded_network_computes_the_same_function(trained):
+    net, x = trained
+    folded = fold_batchnorm(net)
+    assert not any(type(layer).__name__ == "BatchNorm1d" for layer in folded.layers)
+    assert len(folded.layers) == len(net.layers) - 2
+    np.testing.assert_allclose(folded.predict(x), net.predict(x), rtol=1e-4, atol=1e-4)
+    assert net.mode == "train"  # the original is untouched
+
+
+def test_fold_with_explicit_convention_eps():
+    net = mlp((5, 4, 2), norm="batch", bn_options={"convention": "keras"}, dtype=np.float64)
+    bn = net.layers[1]
+    bn.bn_param["running_var"] = np.full(4, 1e-3)  # comparable to keras' eps = 1e-3: eps matters
+    x = np.random.default_rng(2).standard_normal((7, 5))
+    np.testing.assert_allclose(fold_batchnorm(net).predict(x), net.predict(x), rtol=1e-12)

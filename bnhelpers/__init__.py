@@ -47,7 +47,7 @@ from .losses import softmax_cross_entropy
 from .models import deep_net, mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
-from .probes import probe, random_net_statistics, update_ratios
+from .probes import channel_statistics, probe, random_net_statistics, update_ratios
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .trainer import History, evaluate, train
 
@@ -56,7 +56,7 @@ __all__ = [
     "DownloadError", "Dropout", "Flatten", "History", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
     "MnistSplits", "Momentum", "Network", "RMSprop", "ReLU", "SGD", "Sigmoid", "Tanh",
     "avgpool2d_backward", "avgpool2d_forward", "batchnorm_backward", "batchnorm_backward_fast",
-    "batchnorm_fold", "batchnorm_forward", "conv2d_backward", "conv2d_forward", "conventions_table",
+    "batchnorm_fold", "batchnorm_forward", "channel_statistics", "conv2d_backward", "conv2d_forward", "conventions_table",
     "deep_net", "download_mnist", "evaluate", "fold_batchnorm", "gradient_check", "groupnorm_backward", "groupnorm_forward",
     "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
     "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "small_cnn",

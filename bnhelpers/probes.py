@@ -130,3 +130,26 @@ def update_ratios(net, step) -> dict:
     step()
     after = {p.name: p.value for p in net.parameters() if p.key == "W"}
     return {name: float(np.linalg.norm(after[name] - w) / np.linalg.norm(w)) for name, w in before.items()}
+
+
+def channel_statistics(net, x) -> pd.DataFrame:
+    """Per-channel mean and std of every 4-D layer output (conv, BN, ReLU, pooling) for a batch.
+
+    One row per (layer index, layer type, channel); statistics over the batch
+    and the spatial positions, i.e. what spatial BN normalizes. Runs in the
+    network's current mode and restores BN running statistics afterwards.
+    """
+    saved = [layer.buffers() for layer in net.layers]
+    try:
+        net.forward(x, record=True)
+    finally:
+        for layer, buffers in zip(net.layers, saved):
+            if buffers:
+                layer.load_buffers(buffers)
+    rows = []
+    for i, (layer, out) in enumerate(zip(net.layers, net.outputs)):
+        if out.ndim != 4:
+            continue
+        means, stds = out.mean(axis=(0, 2, 3)), out.std(axis=(0, 2, 3))
+        rows += [{"layer": i, "type": type(layer).__name__, "channel": c, "mean": float(m), "std": float(s)} for c, (m, s) in enumerate(zip(means, stds))]
+    return pd.DataFrame(rows)

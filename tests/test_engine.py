@@ -312,3 +312,27 @@ def test_divergence_inside_batchnorm_is_reported_as_divergence(capsys):
     history = train(net, SGD(net.parameters(), lr=1e30), data, iterations=100, batch_size=32, progress=False)
     assert history.stopped is not None and "diverged" in history.stopped
     assert len(history.loss) < 100
+
+
+def test_probes_report_statistics_without_side_effects():
+    from bnhelpers import channel_statistics, probe, update_ratios
+
+    rng = np.random.default_rng(0)
+    net = mlp((10, 20, 20, 3), activation="relu", norm="batch", seed=0)
+    before = {k: v.copy() for k, v in net.state().items()}
+    result = probe(net, rng.standard_normal((64, 10)).astype(np.float32), rng.integers(0, 3, 64))
+    assert list(result.table["layer"]) == [1, 2]
+    assert np.all(np.abs(result.table["zero"] - 0.5) < 0.15)  # BN before ReLU: about half the outputs are 0
+    assert np.allclose(result.table["act_std"], [a.std() for a in result.activations])
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match="exactly one of y"):
+        probe(net, rng.standard_normal((4, 10)).astype(np.float32))
+
+    cnn = small_cnn(channels=(3, 4))
+    stats = channel_statistics(cnn, rng.random((8, 1, 28, 28), dtype=np.float32))
+    bn_rows = stats[stats["type"] == "BatchNorm2d"]
+    assert len(bn_rows) == 7 and np.allclose(bn_rows["mean"], 0, atol=1e-5) and np.allclose(bn_rows["std"], 1, atol=1e-2)
+
+    ratios = update_ratios(net, SGD(net.parameters(), lr=0.1).step)
+    assert set(ratios) == {"0.W", "3.W", "6.W"} and all(r > 0 for r in ratios.values())

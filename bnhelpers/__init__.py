@@ -5,7 +5,8 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     GroupNorm), conv (convolution, pooling), conventions (framework presets),
     gradcheck (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
-    checkpoint, probes, inference (population statistics, folding).
+    checkpoint, probes, inference (population statistics, folding),
+    experiments (with/without BN comparisons, repeats over seeds).
 Data and plots: data (MNIST), plotting.
 """
 
@@ -27,6 +28,7 @@ from .conv import (
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
+from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds
 from .inference import fold_batchnorm, population_statistics, use_population_statistics
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
@@ -56,8 +58,8 @@ __all__ = [
     "DownloadError", "Dropout", "Flatten", "History", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
     "MnistSplits", "Momentum", "Network", "RMSprop", "ReLU", "SGD", "Sigmoid", "Tanh",
     "avgpool2d_backward", "avgpool2d_forward", "batchnorm_backward", "batchnorm_backward_fast",
-    "batchnorm_fold", "batchnorm_forward", "channel_statistics", "conv2d_backward", "conv2d_forward", "conventions_table",
-    "deep_net", "download_mnist", "evaluate", "fold_batchnorm", "gradient_check", "groupnorm_backward", "groupnorm_forward",
+    "batchnorm_fold", "batchnorm_forward", "channel_statistics", "compare_with_and_without_bn", "conv2d_backward", "conv2d_forward", "conventions_table",
+    "deep_net", "download_mnist", "evaluate", "final_accuracy_over_seeds", "fold_batchnorm", "gradient_check", "groupnorm_backward", "groupnorm_forward",
     "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
     "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "small_cnn",
     "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",

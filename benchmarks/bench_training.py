@@ -57,7 +57,7 @@ def ours(config):
         net = bh.deep_net(0.1, batchnorm=config == "deep-bn")
         opt = bh.SGD(net.parameters(), lr=0.01)
     elif config == "three-layer":
-        net = bh.three_layer_net(init="he", scale=None, batchnorm=True, dropout=0.5)
+        net = bh.three_layer_net(batchnorm=True, dropout=0.5)
         opt = bh.Adam(net.parameters(), lr=1e-2)
     else:
         net = bh.small_cnn(batchnorm=config == "cnn-bn")

@@ -82,8 +82,12 @@ def deep_net(scale=0.1, *, activation="tanh", batchnorm=False, seed=0, dtype=np.
     return mlp((784,) + (100,) * 9 + (10,), activation=activation, norm="batch" if batchnorm else None, init="normal", scale=scale, seed=seed, dtype=dtype, bn_options=bn_options)
 
 
-def three_layer_net(*, init="normal", scale=1.0, batchnorm=False, dropout=0.0, activation="relu", seed=0, dtype=np.float32):
-    """784 -> 256 -> 256 -> 10, ReLU: the network of the sources' Adam and RMSprop comparisons."""
+def three_layer_net(*, init="he", scale=None, batchnorm=False, dropout=0.0, activation="relu", seed=0, dtype=np.float32):
+    """784 -> 256 -> 256 -> 10, ReLU: the network of the sources' Adam and RMSprop comparisons.
+
+    The sources' "bad" initialization is ``init="normal", scale=1.0``; their
+    "Xavier/2" is the default, He initialization.
+    """
     return mlp((784, 256, 256, 10), activation=activation, norm="batch" if batchnorm else None, dropout=dropout, init=init, scale=scale, seed=seed, dtype=dtype)
 
 

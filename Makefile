@@ -9,10 +9,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-# One BLAS thread so that every run of a notebook prints the same numbers, and
-# no progress bars in validated output. MPLBACKEND is deliberately left alone:
-# notebook kernels must keep their inline backend.
-TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 BNHELPERS_PROGRESS=0
+# One BLAS thread: every run of a notebook prints the same numbers as the
+# committed outputs, and for the course's small matrices one thread is also the
+# fastest (benchmarks/bench_training.py). Tests and `make course` also turn the
+# progress bars off. MPLBACKEND is deliberately left alone: notebook kernels
+# must keep their inline backend.
+BLAS_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+TEST_ENV := $(BLAS_ENV) BNHELPERS_PROGRESS=0
 
 .PHONY: setup lab test unit nbval course bench clean
 
@@ -27,7 +30,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BLAS_ENV) $(BIN)/jupyter lab notebooks/
 
 test: unit nbval
 

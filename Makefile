@@ -29,8 +29,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bn course)" >/dev/null
 	touch $@
 
+# JupyterLab refuses to start as root (common in containers) unless told to.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BLAS_ENV) $(BIN)/jupyter lab notebooks/
+	$(BLAS_ENV) $(BIN)/jupyter lab $(LAB_FLAGS) notebooks/
 
 test: unit nbval
 

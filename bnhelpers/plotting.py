@@ -75,7 +75,7 @@ def _axes(ax):
 
 
 # The forward graph of batchnorm_forward, as batchnorm_backward walks it.
-# name: (x, y, label, local gradient shown under the node)
+# name: (x, y, label, local gradient written next to the node)
 GRAPH_NODES = {
     "x": (0.0, 1.0, "x\n(N, D)", ""),
     "mean": (1.2, 0.0, "mean\nμ = Σx/N", "∂μ/∂xᵢ = 1/N"),

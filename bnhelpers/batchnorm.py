@@ -147,16 +147,16 @@ def batchnorm_forward(x, gamma, beta, bn_param):
             raise NonFiniteError("x contains NaN or infinite values")
     else:
         mean = s.running_mean.astype(x.dtype, copy=False)
-    x_hat = x - mean  # centred here, scaled in place below: one (N, D) buffer instead of two
+    xc = x - mean
     if train:
-        var = np.einsum("nd,nd->d", x_hat, x_hat) / N
+        var = np.einsum("nd,nd->d", xc, xc) / N
         if not np.isfinite(var).all():
             raise NonFiniteError(f"x has values too large to square in {x.dtype}")
     else:
         var = s.running_var.astype(x.dtype, copy=False)
     std = np.sqrt(var + s.eps)
     inv_std = 1.0 / std
-    x_hat *= inv_std
+    x_hat = np.multiply(xc, inv_std, out=xc)  # in place: one (N, D) buffer instead of two
     out = x_hat * gamma
     out += beta
 
@@ -192,7 +192,8 @@ def batchnorm_backward(dout, cache):
     dout: (N, D) upstream gradient dL/dout.   cache: from batchnorm_forward.
     Returns dx (N, D), dgamma (D,), dbeta (D,).
 
-    The forward graph, in the order the backward pass visits it (reversed):
+    The forward graph, in forward order (the backward pass visits it from the
+    last line to the first):
 
         mean = mean_i(x)          centre: xc = x - mean     square: sq = xc**2
         var = mean_i(sq)          var_eps = var + eps       std = sqrt(var_eps)

@@ -20,8 +20,9 @@ feature in the batch (N for (N, D) inputs, N*H*W for images).
 Sources: PyTorch ``torch.nn.BatchNorm1d`` docs; Keras ``BatchNormalization``
 docs (Keras 3 stores the biased variance); ``tf.contrib.layers.batch_norm``
 (decay 0.999, epsilon 1e-3, ``scale=False``: no gamma unless asked for), whose
-default ``fused=True`` path runs the fused kernel that applies Bessel's
-correction to the variance it averages (tensorflow/tensorflow#55545, #40338);
+default ``fused=None`` selects the fused kernel whenever it can (rank-2 and
+rank-4 inputs); that kernel applies Bessel's correction to the variance it
+averages (tensorflow/tensorflow#55545, #40338);
 CS231n assignment 2 (``running_var`` initialised to zeros).
 """
 

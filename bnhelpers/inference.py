@@ -28,8 +28,10 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
     """(E[x], Var[x]) of every BatchNorm1d layer, in order, estimated from ``x`` as in Algorithm 2.
 
     x is split into full mini-batches of ``batch_size`` (the batch size used
-    for training). Nothing in ``net`` changes: running statistics are restored
-    and the mode is put back.
+    for training). The network runs in training mode, as in the paper, so any
+    Dropout layers draw masks (advancing their random generator); otherwise
+    nothing in ``net`` changes: running statistics are restored and the mode
+    is put back.
     """
     bn_layers = _batchnorm_layers(net)
     if not bn_layers:

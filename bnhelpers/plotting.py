@@ -127,12 +127,15 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     return fig
 
 
-def bar_with_errors(ax, labels, means, stds, ylabel, title):
-    """Bars with ±1 std error bars and the mean printed on each."""
-    colours = sns.color_palette(PALETTE, len(labels))
-    ax.bar(labels, means, yerr=stds, capsize=6, color=colours)
-    for i, (m, s) in enumerate(zip(means, stds)):
-        ax.text(i, m + s + 0.01, f"{m:.3f}", ha="center", va="bottom", fontsize=9)
+def bar_with_seeds(ax, samples: dict, ylabel, title):
+    """One bar per variant at its mean, ±1 std error bars, and a dot per seed; ``samples`` maps label -> values."""
+    colours = sns.color_palette(PALETTE, len(samples))
+    for i, (label, values) in enumerate(samples.items()):
+        values = np.asarray(values)
+        ax.bar(i, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, capsize=6, color=colours[i], alpha=0.6)
+        ax.plot(np.full(len(values), i), values, "o", color="0.2", ms=4)
+        ax.text(i, values.mean() / 2, f"{values.mean():.3f}", ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(len(samples)), list(samples))
     ax.set(ylabel=ylabel, title=title)
     return ax.figure
 

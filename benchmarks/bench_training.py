@@ -62,14 +62,7 @@ def ours(config):
     else:
         net = bh.small_cnn(batchnorm=config == "cnn-bn")
         opt = bh.SGD(net.parameters(), lr=0.01)
-    x, y = mnist_batch(config)
-
-    def step():
-        _, dlogits = bh.softmax_cross_entropy(net.forward(x), y)
-        net.backward(dlogits)
-        opt.step()
-
-    return step
+    return bh.training_step(net, opt, *mnist_batch(config))
 
 
 def theirs(torch, config):

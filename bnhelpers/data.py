@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .progress import PROGRESS_ENV, progress_enabled
+
 __all__ = ["MnistSplits", "DownloadError", "read_idx", "load_mnist", "download_mnist"]
 
 # The repository's data/ folder: this works for the editable install the
@@ -39,7 +41,6 @@ BUNDLED_SHA256 = "adde2d86a6ac7be9fd79ccdd635ca20d0bab6a482b9c71b1bfe429baf4e593
 BUNDLED_VALIDATION = 2_000
 
 DATA_ENV = "BNHELPERS_DATA"
-PROGRESS_ENV = "BNHELPERS_PROGRESS"
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
@@ -419,7 +420,7 @@ def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, 
     names = [f"{name}.gz" for name in IDX_FILES]
     if any(name not in checksums for name in names):
         raise ValueError(f"checksums must give a SHA-256 for each of {names}")
-    show_progress = progress and os.environ.get(PROGRESS_ENV) != "0"
+    show_progress = progress_enabled(progress)
 
     folder.mkdir(parents=True, exist_ok=True)
     failures = {}

@@ -1,4 +1,4 @@
-"""Running the course's comparisons: the same network with and without BN, and repeats over seeds.
+"""Running the course's comparisons: with and without BN, repeats over seeds, and step timing.
 
     runs = compare_with_and_without_bn(lambda bn: deep_net(1.0, batchnorm=bn), lambda p: SGD(p, lr=0.01),
                                        data, iterations=5000, batch_size=60)
@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import time
+
+from .losses import softmax_cross_entropy
 from .network import Network
 from .trainer import History, train
 
@@ -47,3 +50,31 @@ def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations,
         history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=iterations, seed=seed, progress=progress, verbose=False)
         accuracies.append(history.final_val_accuracy)
     return np.array(accuracies)
+
+
+def training_step(net, optimizer, x, y):
+    """A function of no arguments that runs one training step on the fixed batch (x, y).
+
+    One step is forward, softmax cross-entropy, backward and the optimizer
+    update: what ``train`` does per iteration, without data loading or
+    evaluation. Used to time steps.
+    """
+
+    def step():
+        _, dlogits = softmax_cross_entropy(net.forward(x), y)
+        net.backward(dlogits)
+        optimizer.step()
+
+    return step
+
+
+def median_step_seconds(net, optimizer, x, y, *, steps=100, repeats=5) -> float:
+    """Median wall time of one training step over ``repeats`` runs of ``steps`` steps (the net trains meanwhile)."""
+    step = training_step(net, optimizer, x, y)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        samples.append((time.perf_counter() - start) / steps)
+    return float(np.median(samples))

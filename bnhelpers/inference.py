@@ -38,21 +38,18 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
         raise ValueError("net has no BatchNorm1d layers")
     if not isinstance(batch_size, (int, np.integer)) or not 2 <= batch_size <= len(x):
         raise ValueError(f"batch_size must be an integer in [2, {len(x)}], got {batch_size!r}")
-    saved = [layer.buffers() for layer in bn_layers]
     previous = net.mode
     means = [[] for _ in bn_layers]
     variances = [[] for _ in bn_layers]
     try:
-        net.train()
-        for start in range(0, len(x) - batch_size + 1, batch_size):
-            net.forward(x[start : start + batch_size])
-            for k, layer in enumerate(bn_layers):
-                c = layer.cache
-                means[k].append(c.mean)
-                variances[k].append(c.std**2 - layer.bn_param["eps"])
+        with net.preserving_buffers():
+            net.train()
+            for start in range(0, len(x) - batch_size + 1, batch_size):
+                net.forward(x[start : start + batch_size])
+                for k, layer in enumerate(bn_layers):
+                    means[k].append(layer.cache.mean)
+                    variances[k].append(layer.cache.std**2 - layer.bn_param["eps"])
     finally:
-        for layer, buffers in zip(bn_layers, saved):
-            layer.load_buffers(buffers)
         net.set_mode(previous)
     m = batch_size
     return [(np.mean(mu, axis=0), m / (m - 1) * np.mean(var, axis=0)) for mu, var in zip(means, variances)]

@@ -12,6 +12,7 @@ layer's output and the gradient arriving at it, for the probes.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,6 +121,21 @@ class Network:
 
     def eval(self) -> "Network":
         return self.set_mode("eval")
+
+    @contextmanager
+    def preserving_buffers(self):
+        """Run training-mode passes that must leave the network as it was (probes, statistics).
+
+        Every layer's buffers (BN running statistics) are restored on exit,
+        even if the block raises.
+        """
+        saved = [layer.buffers() for layer in self.layers]
+        try:
+            yield self
+        finally:
+            for layer, buffers in zip(self.layers, saved):
+                if buffers:
+                    layer.load_buffers(buffers)
 
     def parameters(self) -> list[Parameter]:
         return [Parameter(f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params]

@@ -102,5 +102,3 @@ class Adam(Optimizer):
         c1, c2 = 1 - self.beta1**self.steps, math.sqrt(1 - self.beta2**self.steps)
         value -= (self.lr * c2 / c1) * m / (np.sqrt(v) + self.eps * c2)
 
-
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}

@@ -67,10 +67,10 @@ def plot_curves(histories: dict, metric="val_accuracy", ax=None, title=None, cha
     return fig
 
 
-def _axes(ax):
+def _axes(ax, figsize=None):
+    """A new figure and axes, or the figure of the axes given."""
     if ax is None:
-        fig, ax = plt.subplots()
-        return fig, ax
+        return plt.subplots(figsize=figsize)
     return ax.figure, ax
 
 
@@ -103,7 +103,7 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     highlight: node names drawn in the accent colour (e.g. where two paths meet).
     Local gradients are written above the nodes of the main row and below the others.
     """
-    fig, ax = (plt.subplots(figsize=(13, 3.8)) if ax is None else (ax.figure, ax))
+    fig, ax = _axes(ax, figsize=(13, 3.8))
     colours = sns.color_palette(PALETTE)
     params = {"γ": (9.6, 0.0, "scale"), "β": (10.8, 0.0, "shift")}
     arrow = dict(arrowstyle="-|>", color="0.35", lw=1.2, shrinkA=24, shrinkB=24)

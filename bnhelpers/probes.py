@@ -65,16 +65,11 @@ def probe(net, x, y=None, dout=None) -> ProbeResult:
     """
     if (y is None) == (dout is None):
         raise ValueError("pass exactly one of y (labels) or dout (upstream gradient)")
-    saved = [layer.buffers() for layer in net.layers]
-    try:
+    with net.preserving_buffers():
         logits = net.forward(x, record=True)
         if dout is None:
             _, dout = softmax_cross_entropy(logits, y)
         net.backward(dout, record=True)
-    finally:
-        for layer, buffers in zip(net.layers, saved):
-            if buffers:
-                layer.load_buffers(buffers)
 
     rows, activations, gradients = [], [], []
     weights = [layer for layer in net.layers if isinstance(layer, (Linear, Conv2d))]
@@ -139,13 +134,8 @@ def channel_statistics(net, x) -> pd.DataFrame:
     and the spatial positions, i.e. what spatial BN normalizes. Runs in the
     network's current mode and restores BN running statistics afterwards.
     """
-    saved = [layer.buffers() for layer in net.layers]
-    try:
+    with net.preserving_buffers():
         net.forward(x, record=True)
-    finally:
-        for layer, buffers in zip(net.layers, saved):
-            if buffers:
-                layer.load_buffers(buffers)
     rows = []
     for i, (layer, out) in enumerate(zip(net.layers, net.outputs)):
         if out.ndim != 4:

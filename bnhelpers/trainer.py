@@ -13,7 +13,6 @@ history up to that point is kept.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -22,16 +21,7 @@ from tqdm.auto import tqdm
 
 from .checks import NonFiniteError
 from .losses import check_labels, softmax_cross_entropy
-
-PROGRESS_ENV = "BNHELPERS_PROGRESS"
-
-
-def progress_enabled(progress=None) -> bool:
-    """Progress bars are on unless turned off by argument or by BNHELPERS_PROGRESS=0."""
-    if os.environ.get(PROGRESS_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return True if progress is None else bool(progress)
-
+from .progress import progress_enabled
 
 @dataclass
 class History:

@@ -350,3 +350,38 @@ def test_comparison_helpers_share_weights_and_batches():
     assert first_plain.params["W"].shape == runs["with BN"].net.layers[0].params["W"].shape
     accuracies = final_accuracy_over_seeds(lambda s: mlp((10, 16, 3), seed=s), lambda p: Adam(p, lr=1e-2), data, seeds=[0, 1], iterations=60, batch_size=32)
     assert accuracies.shape == (2,) and np.all(accuracies > 0.9)
+
+
+def test_preserving_buffers_restores_running_statistics_even_on_error():
+    net = mlp((10, 8, 3), norm="batch")
+    before = {k: v.copy() for k, v in net.state().items()}
+    x = blobs().x_train[:32]
+    with pytest.raises(RuntimeError, match="boom"):
+        with net.preserving_buffers():
+            net.forward(x)  # a training-mode pass moves the running statistics
+            assert not np.array_equal(net.layers[1].bn_param["running_mean"], before["1.running_mean"])
+            raise RuntimeError("boom")
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_step_timing_helpers_run_real_steps():
+    from bnhelpers.experiments import median_step_seconds, training_step
+
+    data = blobs()
+    net = mlp((10, 8, 3), seed=0)
+    w0 = net.layers[0].params["W"].copy()
+    training_step(net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32])()
+    assert not np.array_equal(net.layers[0].params["W"], w0)
+    assert median_step_seconds(net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32], steps=3, repeats=3) > 0
+
+
+@pytest.mark.parametrize("value, argument, expected", [("0", True, False), ("off", None, False), ("1", False, False), ("1", None, True), (None, True, True)])
+def test_progress_switch(monkeypatch, value, argument, expected):
+    from bnhelpers.progress import PROGRESS_ENV, progress_enabled
+
+    if value is None:
+        monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PROGRESS_ENV, value)
+    assert progress_enabled(argument) is expected

@@ -8,6 +8,7 @@ Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, folding),
     experiments (with/without BN comparisons, repeats over seeds).
 Data and plots: data (MNIST), plotting.
+Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
 """
 
 from .batchnorm import (
@@ -28,7 +29,7 @@ from .conv import (
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
-from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, training_step
+from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, run_in_parallel, training_step
 from .inference import fold_batchnorm, population_statistics, use_population_statistics
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
@@ -50,6 +51,7 @@ from .models import deep_net, mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
 from .probes import channel_statistics, probe, random_net_statistics, update_ratios
+from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .trainer import History, evaluate, train
 
@@ -61,7 +63,7 @@ __all__ = [
     "batchnorm_fold", "batchnorm_forward", "channel_statistics", "compare_with_and_without_bn", "conv2d_backward", "conv2d_forward", "conventions_table",
     "deep_net", "download_mnist", "evaluate", "final_accuracy_over_seeds", "fold_batchnorm", "gradient_check", "groupnorm_backward", "groupnorm_forward",
     "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
-    "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "small_cnn",
+    "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "rng", "run_in_parallel", "seed_offset", "small_cnn",
     "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",
     "train", "training_step", "update_ratios", "use_population_statistics",
 ]  # fmt: skip

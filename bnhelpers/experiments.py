@@ -11,11 +11,12 @@ runs also see the same minibatches, so the only difference is BN itself.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
-
-import time
 
 from .losses import softmax_cross_entropy
 from .network import Network
@@ -33,23 +34,28 @@ class Run:
 
 
 def compare_with_and_without_bn(build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None) -> dict:
-    """Train build(False) and build(True) on the same batches; returns {"without BN": Run, "with BN": Run}."""
-    runs = {}
-    for batchnorm in (False, True):
+    """Train build(False) and build(True) on the same batches; returns {"without BN": Run, "with BN": Run}.
+
+    The two runs are independent and use one core each (run_in_parallel).
+    """
+
+    def run(batchnorm):
         net = build(batchnorm)
         history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, seed=seed, progress=progress, verbose=False)
-        runs[LABELS[batchnorm]] = Run(net, history)
-    return runs
+        return Run(net, history)
+
+    return dict(zip(LABELS.values(), run_in_parallel(run, LABELS)))
 
 
 def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None) -> np.ndarray:
-    """Final validation accuracy of build(seed) trained with each seed (weights, dropout and batch order)."""
-    accuracies = []
-    for seed in seeds:
+    """Final validation accuracy of build(seed) trained with each seed (weights, dropout and batch order); one core per run."""
+
+    def run(seed):
         net = build(seed)
         history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=iterations, seed=seed, progress=progress, verbose=False)
-        accuracies.append(history.final_val_accuracy)
-    return np.array(accuracies)
+        return history.final_val_accuracy
+
+    return np.array(run_in_parallel(run, seeds))
 
 
 def training_step(net, optimizer, x, y):
@@ -78,3 +84,44 @@ def median_step_seconds(net, optimizer, x, y, *, steps=100, repeats=5) -> float:
             step()
         samples.append((time.perf_counter() - start) / steps)
     return float(np.median(samples))
+
+
+PROCESSES_ENV = "BNHELPERS_PROCESSES"
+
+
+def _processes() -> int:
+    raw = os.environ.get(PROCESSES_ENV, "").strip()
+    if not raw:
+        return min(2, os.cpu_count() or 1)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{PROCESSES_ENV} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+_task = None  # the function run_in_parallel's workers call; inherited through fork, never pickled
+
+
+def _run_task(item):
+    return _task(item)
+
+
+def run_in_parallel(fn, items) -> list:
+    """[fn(item) for item in items], computed in up to 2 worker processes (one per core).
+
+    For independent runs (seeds, sweeps): each run is seeded, so the results
+    are the same whatever the number of processes. ``fn`` may be a lambda or a
+    notebook function: the workers are forked and inherit it; the items and
+    results travel by pickle. Runs serially where fork is unavailable
+    (Windows, macOS' default) or with BNHELPERS_PROCESSES=1.
+    """
+    global _task
+    items = list(items)
+    processes = min(_processes(), len(items))
+    if processes <= 1 or "fork" not in mp.get_all_start_methods():
+        return [fn(item) for item in items]
+    _task = fn
+    try:
+        with mp.get_context("fork").Pool(processes) as pool:
+            return pool.map(_run_task, items, chunksize=1)
+    finally:
+        _task = None

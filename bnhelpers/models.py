@@ -20,6 +20,7 @@ import numpy as np
 from .init import check_init
 from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
 from .network import Network
+from .seeding import shifted
 
 NORMS = (None, "batch", "layer")
 POSITIONS = ("before", "after")
@@ -27,7 +28,7 @@ POSITIONS = ("before", "after")
 
 def _generators(seed):
     """Independent generators for weights and for dropout masks from one seed."""
-    weights, dropout = np.random.SeedSequence(seed).spawn(2)
+    weights, dropout = np.random.SeedSequence(shifted(seed)).spawn(2)
     return np.random.default_rng(weights), np.random.default_rng(dropout)
 
 

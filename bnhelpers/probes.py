@@ -28,6 +28,7 @@ import pandas as pd
 from .layers import ACTIVATIONS, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
 from .models import mlp
+from .seeding import rng
 
 SATURATION = 0.97
 
@@ -104,7 +105,7 @@ def random_net_statistics(*, depth=10, width=200, samples=500, activation="tanh"
     each nonlinearity if asked) and a 10-way output; the backward pass starts
     from softmax cross-entropy against random labels. float64, train mode.
     """
-    rng = np.random.default_rng(seed)
+    generator = rng(seed)
     net = mlp(
         (width,) * (depth + 1) + (10,),
         activation=activation,
@@ -114,8 +115,8 @@ def random_net_statistics(*, depth=10, width=200, samples=500, activation="tanh"
         seed=seed,
         dtype=np.float64,
     )
-    x = rng.standard_normal((samples, width))
-    y = rng.integers(0, 10, samples)
+    x = generator.standard_normal((samples, width))
+    y = generator.integers(0, 10, samples)
     return probe(net, x, y)
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .checks import NonFiniteError
 from .losses import check_labels, softmax_cross_entropy
 from .progress import progress_enabled
+from .seeding import rng
 
 @dataclass
 class History:
@@ -92,7 +93,7 @@ def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
 
     history = History()
-    batches = minibatch_indices(len(x), batch_size, iterations, np.random.default_rng(seed))
+    batches = minibatch_indices(len(x), batch_size, iterations, rng(seed))
     start = time.perf_counter()
 
     def evaluate_now(iteration):

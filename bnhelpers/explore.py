@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from .plotting import log_axis
 from .probes import random_net_statistics
 
 
@@ -24,11 +25,12 @@ def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", ba
     result = random_net_statistics(depth=depth, activation=activation, init="normal", scale=scale, batchnorm=batchnorm)
     t = result.table
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    axes[0].plot(t["layer"], t["act_mean"], "o-")
-    axes[1].semilogy(t["layer"], t["act_std"], "o-")
-    axes[2].semilogy(t["layer"], t["grad_std"], "o-")
-    for ax, what in zip(axes, ("activation mean", "activation std (log)", "gradient std (log)")):
+    for ax, column, what in zip(axes, ("act_mean", "act_std", "grad_std"), ("activation mean", "activation std (log)", "gradient std (log)")):
+        ax.plot(t["layer"], t[column], "o-")
         ax.set(xlabel="hidden layer", title=what)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    log_axis(axes[1])
+    log_axis(axes[2])
     fig.suptitle(f"{activation}, W ~ N(0, {scale:.3g}²), {'with' if batchnorm else 'without'} BN", fontweight="bold")
     plt.show()
     return result

@@ -10,14 +10,42 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 from matplotlib.patches import FancyBboxPatch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 PALETTE = "colorblind"
 
 
 def set_style():
-    """The course's look: seaborn 'whitegrid', colorblind palette, figures that fit a notebook."""
+    """The course's look: seaborn 'whitegrid', colorblind palette, figures that fit a notebook.
+
+    In a notebook, figures are stored at twice their display resolution
+    ("retina"), so that they stay sharp when a reader zooms in.
+    """
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
-    plt.rcParams.update({"figure.figsize": (9, 3.8), "figure.dpi": 90, "axes.titleweight": "bold", "figure.autolayout": True})
+    plt.rcParams.update({"figure.figsize": (9, 3.8), "figure.dpi": 100, "axes.titleweight": "bold", "figure.autolayout": True})
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("retina")
+
+
+def log_axis(ax, axis="y"):
+    """Put ``axis`` on a log scale whose tick labels stay readable however narrow the data.
+
+    Matplotlib labels minor ticks ("8.35×10⁻¹ ... 8×10⁻¹") when the data span
+    less than a decade; here a narrow axis gets plain labels at 1, 2 and 5
+    times a power of ten, and a wide one only its powers of ten.
+    """
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    low, high = (ax.get_ylim() if axis == "y" else ax.get_xlim())
+    if high / low < 30:
+        target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None, logy=()):
@@ -28,7 +56,7 @@ def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None
             ax.plot(result.table["layer"], result.table[col], "o-", label=label)
         ax.set(xlabel="hidden layer", ylabel=col.replace("_", " "), title=(titles or {}).get(col, col.replace("_", " ")))
         if col in logy:
-            ax.set_yscale("log")
+            log_axis(ax)
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     axes[0][-1].legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig
@@ -78,15 +106,15 @@ def _axes(ax, figsize=None):
 # name: (x, y, label, local gradient written next to the node)
 GRAPH_NODES = {
     "x": (0.0, 1.0, "x\n(N, D)", ""),
-    "mean": (1.2, 0.0, "mean\nμ = Σx/N", "∂μ/∂xᵢ = 1/N"),
-    "centre": (2.4, 1.0, "centre\nxc = x − μ", "∂/∂x = 1, ∂/∂μ = −1"),
+    "mean": (1.2, 0.0, "mean\nμ = Σx/N", "∂μ/∂xᵢ\n= 1/N"),
+    "centre": (2.4, 1.0, "centre\nxc = x − μ", "∂/∂x = 1\n∂/∂μ = −1"),
     "square": (3.6, 0.0, "square\nxc²", "2·xc"),
     "variance": (4.8, 0.0, "variance\nσ² = Σxc²/N", "1/N"),
     "eps": (6.0, 0.0, "+eps\nσ² + ε", "1"),
     "sqrt": (7.2, 0.0, "sqrt\ns = √(σ²+ε)", "1/(2s)"),
     "recip": (8.4, 0.0, "reciprocal\nr = 1/s", "−1/s²"),
-    "multiply": (8.4, 1.0, "multiply\nx̂ = xc · r", "∂/∂xc = r, ∂/∂r = xc"),
-    "scale": (9.6, 1.0, "scale\nγ · x̂", "∂/∂γ = x̂, ∂/∂x̂ = γ"),
+    "multiply": (8.4, 1.0, "multiply\nx̂ = xc · r", "∂/∂xc = r\n∂/∂r = xc"),
+    "scale": (9.6, 1.0, "scale\nγ · x̂", "∂/∂γ = x̂\n∂/∂x̂ = γ"),
     "shift": (10.8, 1.0, "shift\n+ β", "1"),
     "out": (12.0, 1.0, "out\n(N, D)", ""),
 }
@@ -103,25 +131,34 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     highlight: node names drawn in the accent colour (e.g. where two paths meet).
     Local gradients are written above the nodes of the main row and below the others.
     """
-    fig, ax = _axes(ax, figsize=(13, 3.8))
+    fig, ax = _axes(ax, figsize=(13, 4.6))
     colours = sns.color_palette(PALETTE)
+    half_w, half_h = 0.5, 0.26
     params = {"γ": (9.6, 0.0, "scale"), "β": (10.8, 0.0, "shift")}
-    arrow = dict(arrowstyle="-|>", color="0.35", lw=1.2, shrinkA=24, shrinkB=24)
+
+    def arrow(start, end, from_box=True):
+        # Arrows run from box edge to box edge, so that short ones between neighbours stay visible.
+        (x0, y0), (x1, y1) = start, end
+        dx, dy = x1 - x0, y1 - y0
+        t = min(half_w / abs(dx) if dx else np.inf, half_h / abs(dy) if dy else np.inf)
+        a = (x0 + t * dx, y0 + t * dy) if from_box else (x0 + 0.12 * np.sign(dx), y0 + 0.12 * np.sign(dy))
+        ax.annotate("", xy=(x1 - t * dx, y1 - t * dy), xytext=a,
+                    arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.4, mutation_scale=14, shrinkA=1, shrinkB=1))
+
     for a, b in GRAPH_EDGES:
-        (x0, y0, *_), (x1, y1, *_) = GRAPH_NODES[a], GRAPH_NODES[b]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops=arrow)
+        arrow(GRAPH_NODES[a][:2], GRAPH_NODES[b][:2])
     for name, (x, y, target) in params.items():
-        tx, ty, *_ = GRAPH_NODES[target]
-        ax.annotate("", xy=(tx, ty), xytext=(x, y), arrowprops=dict(arrow, shrinkA=10))
-        ax.text(x, y, name, ha="center", va="center", fontsize=13)
+        arrow((x, y), GRAPH_NODES[target][:2], from_box=False)
+        ax.text(x, y, name, ha="center", va="center", fontsize=16)
     for name, (x, y, label, grad) in GRAPH_NODES.items():
         colour = colours[1] if name in highlight else (colours[2] if name in ("x", "out") else colours[0])
-        ax.add_patch(FancyBboxPatch((x - 0.52, y - 0.24), 1.04, 0.48, boxstyle="round,pad=0.04", fc=colour, ec="none", alpha=0.85))
-        ax.text(x, y, label, ha="center", va="center", fontsize=8, color="white", fontweight="bold")
+        ax.add_patch(FancyBboxPatch((x - half_w + 0.04, y - half_h + 0.04), 2 * half_w - 0.08, 2 * half_h - 0.08,
+                                    boxstyle="round,pad=0.04", fc=colour, ec="none", alpha=0.9))
+        ax.text(x, y, label, ha="center", va="center", fontsize=10, color="white", fontweight="bold")
         if show_local_gradients and grad:
             above = y > 0.5
-            ax.text(x, y + (0.34 if above else -0.34), grad, ha="center", va="bottom" if above else "top", fontsize=7.5, color="0.2")
-    ax.set(xlim=(-0.7, 12.7), ylim=(-0.75, 1.6))
+            ax.text(x, y + (0.36 if above else -0.36), grad, ha="center", va="bottom" if above else "top", fontsize=10.5, color="0.15")
+    ax.set(xlim=(-0.7, 12.7), ylim=(-0.8, 1.65))
     ax.axis("off")
     ax.set_title("Batch normalization forward pass as a computational graph (backward: right to left)")
     return fig

@@ -1,0 +1,114 @@
+"""Execute notebooks under perturbed configurations and tabulate pass/fail and run time.
+
+    python tools/claims.py                          # every configuration, every notebook
+    python tools/claims.py --configs ci notebooks/03_*.ipynb
+
+A notebook passes a configuration when it runs top to bottom without an error,
+so every ``assert`` in it holds; outputs are not compared (that is nbval's job
+at the reference configuration). The configurations change what a claim must
+not depend on: the seeds (BNHELPERS_SEED_OFFSET), the OpenBLAS kernel, the
+number of BLAS threads, and the oldest package versions requirements.txt
+allows (the virtual environment .venv-oldest, built by ``make oldest``).
+Runs go two at a time, one per core. Logs of failures go to build/claims/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+TWO_THREADS = {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+
+# name -> (environment changes, virtual environment)
+CONFIGS = {
+    "seed+1": ({**ONE_THREAD, "BNHELPERS_SEED_OFFSET": "1"}, ".venv"),
+    "seed+2": ({**ONE_THREAD, "BNHELPERS_SEED_OFFSET": "2"}, ".venv"),
+    "seed+3": ({**ONE_THREAD, "BNHELPERS_SEED_OFFSET": "3"}, ".venv"),
+    "Haswell": ({**ONE_THREAD, "OPENBLAS_CORETYPE": "Haswell"}, ".venv"),
+    "Prescott": ({**ONE_THREAD, "OPENBLAS_CORETYPE": "Prescott"}, ".venv"),
+    "2 threads": (TWO_THREADS, ".venv"),
+    "oldest": (ONE_THREAD, ".venv-oldest"),
+    # What `make test` adds to nbval: another seed and another thread count at once.
+    "ci": ({**TWO_THREADS, "BNHELPERS_SEED_OFFSET": "1"}, ".venv"),
+}
+DEFAULT_CONFIGS = [name for name in CONFIGS if name != "ci"]
+
+
+def strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def execute(notebook: Path, config: str) -> tuple[bool, float, str]:
+    """Run one notebook in a fresh kernel under one configuration: (passed, seconds, log)."""
+    changes, venv = CONFIGS[config]
+    env = {**os.environ, "BNHELPERS_PROGRESS": "0", **changes}
+    for name in ("BNHELPERS_SEED_OFFSET", "OPENBLAS_CORETYPE"):
+        if name not in changes:
+            env.pop(name, None)
+    jupyter = ROOT / venv / "bin" / "jupyter"
+    with tempfile.TemporaryDirectory() as out:
+        command = [str(jupyter), "nbconvert", "--to", "notebook", "--execute", "--output-dir", out,
+                   "--ExecutePreprocessor.timeout=900", "--ExecutePreprocessor.kernel_name=python3", str(notebook)]
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+    return done.returncode == 0, seconds, done.stdout + done.stderr
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2, one per core)")
+    parser.add_argument("--table", type=Path, help="also write the markdown table to this file")
+    args = parser.parse_args(argv)
+
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
+    for config in configs:
+        jupyter = ROOT / CONFIGS[config][1] / "bin" / "jupyter"
+        if not jupyter.exists():
+            parser.error(f"configuration {config!r} needs {jupyter.parent.parent.name}/ (make {'oldest' if config == 'oldest' else 'setup'})")
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    jobs = [(nb, config) for config in configs for nb in notebooks]
+
+    logs = ROOT / "build" / "claims"
+    logs.mkdir(parents=True, exist_ok=True)
+    results = {}
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for (nb, config), (passed, seconds, log) in zip(jobs, pool.map(lambda job: execute(*job), jobs)):
+            results[nb.name, config] = (passed, seconds)
+            print(f"{'pass' if passed else 'FAIL'} {seconds:6.0f} s  {config:9s} {nb.name}", flush=True)
+            if not passed:
+                log_file = logs / f"{nb.stem}.{config.replace(' ', '_')}.log"
+                log_file.write_text(strip_ansi(log))
+                print("\n".join(strip_ansi(log).strip().splitlines()[-25:]), f"\n(full log: {log_file.relative_to(ROOT)})", flush=True)
+
+    header = "| notebook | " + " | ".join(configs) + " |"
+    lines = [header, "|---" * (len(configs) + 1) + "|"]
+    for nb in notebooks:
+        cells = [f"{'pass' if results[nb.name, c][0] else '**FAIL**'} {results[nb.name, c][1]:.0f} s" for c in configs]
+        lines.append(f"| {nb.stem} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    failed = sum(not passed for passed, _ in results.values())
+    print(f"\n{table}\n\n{time.perf_counter() - started:.0f} s for {len(results)} notebook runs")
+    print(f"{len(results) - failed} passed, {failed} failed")
+    if args.table:
+        args.table.write_text(table + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

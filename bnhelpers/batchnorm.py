@@ -115,7 +115,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     gamma:    (D,) scale.   beta: (D,) shift.
     bn_param: dict with
         'mode'        'train' (batch statistics) or 'test' (running statistics), required;
-        'convention'  'house' (default), 'pytorch', 'keras', 'tf1' or 'cs231n':
+        'convention'  'house' (default), 'pytorch', 'keras', 'tf1_layers', 'tf1' or 'cs231n':
                       sets the defaults and update rule below (see bnhelpers.conventions);
         'eps'         added to the variance, default from the convention (house 1e-5);
         'momentum'    running-average momentum in the convention's meaning

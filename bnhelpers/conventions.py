@@ -10,6 +10,7 @@ preset       momentum m means            default  eps     init var  stored varia
 house        weight on the OLD value     0.9      1e-5    1         biased
 pytorch      weight on the NEW value     0.1      1e-5    1         unbiased n/(n-1)
 keras        weight on the OLD value     0.99     1e-3    1         biased
+tf1_layers   weight on the OLD value     0.99     1e-3    1         biased
 tf1          weight on the OLD value     0.999    1e-3    1         unbiased n/(n-1)
 cs231n       weight on the OLD value     0.9      1e-5    0         biased
 ===========  ==========================  =======  ======  ========  ================
@@ -18,7 +19,10 @@ The running mean starts at 0 everywhere. ``n`` is the number of values per
 feature in the batch (N for (N, D) inputs, N*H*W for images).
 
 Sources: PyTorch ``torch.nn.BatchNorm1d`` docs; Keras ``BatchNormalization``
-docs (Keras 3 stores the biased variance); ``tf.contrib.layers.batch_norm``
+docs (Keras 3, and tf.keras when it does not take the fused kernel, store the
+biased variance); ``tf.layers.batch_normalization``, the TF1 layer the source
+posts use (momentum 0.99, epsilon 1e-3; on (N, D) inputs it does not take the
+fused kernel and stores the biased variance); ``tf.contrib.layers.batch_norm``
 (decay 0.999, epsilon 1e-3, ``scale=False``: no gamma unless asked for), whose
 default ``fused=None`` selects the fused kernel whenever it can (rank-2 and
 rank-4 inputs); that kernel applies Bessel's correction to the variance it
@@ -44,6 +48,7 @@ class Convention:
     eps:             default epsilon added to the variance.
     running_var_init: value the running variance starts at.
     unbiased:        store the unbiased batch variance n/(n-1) * var_B.
+    api:             the framework call whose defaults the preset reproduces.
     """
 
     name: str
@@ -52,6 +57,7 @@ class Convention:
     eps: float
     running_var_init: float
     unbiased: bool
+    api: str
 
     def weight_on_new(self, momentum: float | None, num_batches_tracked: int) -> float:
         """The factor a in ``running <- (1 - a) * running + a * batch``.
@@ -80,11 +86,12 @@ class Convention:
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
-        Convention("house", 0.9, False, 1e-5, 1.0, False),
-        Convention("pytorch", 0.1, True, 1e-5, 1.0, True),
-        Convention("keras", 0.99, False, 1e-3, 1.0, False),
-        Convention("tf1", 0.999, False, 1e-3, 1.0, True),
-        Convention("cs231n", 0.9, False, 1e-5, 0.0, False),
+        Convention("house", 0.9, False, 1e-5, 1.0, False, "this course"),
+        Convention("pytorch", 0.1, True, 1e-5, 1.0, True, "torch.nn.BatchNorm1d/2d"),
+        Convention("keras", 0.99, False, 1e-3, 1.0, False, "keras.layers.BatchNormalization (Keras 3, non-fused tf.keras)"),
+        Convention("tf1_layers", 0.99, False, 1e-3, 1.0, False, "tf.layers.batch_normalization, (N, D) input"),
+        Convention("tf1", 0.999, False, 1e-3, 1.0, True, "tf.contrib.layers.batch_norm (fused kernel)"),
+        Convention("cs231n", 0.9, False, 1e-5, 0.0, False, "CS231n assignment 2"),
     )
 }
 
@@ -102,6 +109,7 @@ def conventions_table() -> list[dict]:
     return [
         {
             "convention": c.name,
+            "API": c.api,
             "momentum weights": "new value" if c.momentum_is_new else "old value",
             "default momentum": c.momentum,
             "weight on new batch": c.weight_on_new(c.momentum, 1),

@@ -47,15 +47,24 @@ def compare_with_and_without_bn(build, make_optimizer, data, *, iterations, batc
     return dict(zip(LABELS.values(), run_in_parallel(run, LABELS)))
 
 
-def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None) -> np.ndarray:
-    """Final validation accuracy of build(seed) trained with each seed (weights, dropout and batch order); one core per run."""
+def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None) -> list:
+    """A Run of build(seed) trained with each seed (weights, dropout masks and batch order); one core per run.
+
+    eval_every: default ``iterations``, i.e. evaluate only before and after training.
+    """
 
     def run(seed):
         net = build(seed)
-        history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=iterations, seed=seed, progress=progress, verbose=False)
-        return history.final_val_accuracy
+        history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=eval_every or iterations, seed=seed, progress=progress, verbose=False)
+        return Run(net, history)
 
-    return np.array(run_in_parallel(run, seeds))
+    return run_in_parallel(run, seeds)
+
+
+def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None) -> np.ndarray:
+    """Final validation accuracy of build(seed) trained with each seed (see train_over_seeds)."""
+    runs = train_over_seeds(build, make_optimizer, data, seeds, iterations=iterations, batch_size=batch_size, progress=progress)
+    return np.array([run.history.final_val_accuracy for run in runs])
 
 
 def training_step(net, optimizer, x, y):

@@ -24,6 +24,7 @@ from .losses import check_labels, softmax_cross_entropy
 from .progress import progress_enabled
 from .seeding import rng
 
+
 @dataclass
 class History:
     """What happened during ``train``.
@@ -51,6 +52,10 @@ class History:
     @property
     def final_val_accuracy(self) -> float:
         return self.val_accuracy[-1]
+
+    def late_val_accuracy(self, last=3) -> float:
+        """Mean validation accuracy of the last ``last`` evaluations: a score that one late spike of the loss cannot decide."""
+        return float(np.mean(self.val_accuracy[-last:]))
 
     def first_iteration_reaching(self, accuracy: float):
         """The first evaluated iteration with validation accuracy >= ``accuracy``, or None."""

@@ -17,7 +17,8 @@ DOCUMENTED = {
     "house": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=False),
     "pytorch": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=True),  # momentum=0.1 weights the new value
     "keras": dict(new=0.01, eps=1e-3, var0=1.0, unbiased=False),  # momentum=0.99 weights the old value
-    "tf1": dict(new=0.001, eps=1e-3, var0=1.0, unbiased=True),  # decay=0.999, fused kernel
+    "tf1_layers": dict(new=0.01, eps=1e-3, var0=1.0, unbiased=False),  # tf.layers.batch_normalization, momentum=0.99
+    "tf1": dict(new=0.001, eps=1e-3, var0=1.0, unbiased=True),  # contrib batch_norm: decay=0.999, fused kernel
     "cs231n": dict(new=0.1, eps=1e-5, var0=0.0, unbiased=False),  # running_var starts at zeros
 }
 

@@ -36,3 +36,13 @@ def test_parallel_and_serial_runs_agree(monkeypatch):
     monkeypatch.setenv(PROCESSES_ENV, "1")
     serial = bh.final_accuracy_over_seeds(build, opt, data, [0, 1], **kwargs)
     assert np.array_equal(parallel, serial)
+
+
+def test_train_over_seeds_returns_one_trained_run_per_seed():
+    data = bh.load_mnist()
+    runs = bh.train_over_seeds(lambda s: bh.deep_net(0.1, batchnorm=True, seed=s), lambda p: bh.SGD(p, lr=0.1), data, [0, 1],
+                               iterations=30, batch_size=50, eval_every=10)
+    assert [r.history.eval_iterations for r in runs] == [[0, 10, 20, 30]] * 2
+    assert not np.array_equal(runs[0].net.layers[0].params["W"], runs[1].net.layers[0].params["W"])
+    assert runs[0].history.late_val_accuracy(2) == np.mean(runs[0].history.val_accuracy[-2:])
+    assert runs[0].net.layers[1].bn_param["num_batches_tracked"] == 30   # the trained network came back

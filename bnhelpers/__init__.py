@@ -29,7 +29,7 @@ from .conv import (
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
-from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, run_in_parallel, train_over_seeds, training_step
+from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, run_in_parallel, train_each, train_over_seeds, training_step
 from .inference import fold_batchnorm, population_statistics, use_population_statistics
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
@@ -65,5 +65,5 @@ __all__ = [
     "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
     "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "rng", "run_in_parallel", "seed_offset", "small_cnn",
     "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",
-    "train", "train_over_seeds", "training_step", "update_ratios", "use_population_statistics",
+    "train", "train_each", "train_over_seeds", "training_step", "update_ratios", "use_population_statistics",
 ]  # fmt: skip

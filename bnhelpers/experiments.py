@@ -33,32 +33,33 @@ class Run:
     history: History
 
 
-def compare_with_and_without_bn(build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None) -> dict:
-    """Train build(False) and build(True) on the same batches; returns {"without BN": Run, "with BN": Run}.
+def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, progress=None) -> dict:
+    """Train independent networks, one core each; returns {key: Run}.
 
-    The two runs are independent and use one core each (run_in_parallel).
+    setups:     {key: (build, make_optimizer, seed)}: ``build()`` gives the network,
+                ``make_optimizer(net.parameters())`` its optimizer, ``seed`` the batch order.
+    eval_every: default ``iterations`` (evaluate only before and after training).
     """
 
-    def run(batchnorm):
-        net = build(batchnorm)
-        history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, seed=seed, progress=progress, verbose=False)
-        return Run(net, history)
-
-    return dict(zip(LABELS.values(), run_in_parallel(run, LABELS)))
-
-
-def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None) -> list:
-    """A Run of build(seed) trained with each seed (weights, dropout masks and batch order); one core per run.
-
-    eval_every: default ``iterations``, i.e. evaluate only before and after training.
-    """
-
-    def run(seed):
-        net = build(seed)
+    def run(key):
+        build, make_optimizer, seed = setups[key]
+        net = build()
         history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=eval_every or iterations, seed=seed, progress=progress, verbose=False)
         return Run(net, history)
 
-    return run_in_parallel(run, seeds)
+    return dict(zip(setups, run_in_parallel(run, setups)))
+
+
+def compare_with_and_without_bn(build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None) -> dict:
+    """Train build(False) and build(True) on the same batches; returns {"without BN": Run, "with BN": Run}."""
+    setups = {label: (lambda bn=bn: build(bn), make_optimizer, seed) for bn, label in LABELS.items()}
+    return train_each(setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress)
+
+
+def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None) -> list:
+    """A Run of build(seed) trained with each seed (weights, dropout masks and batch order)."""
+    setups = {seed: (lambda seed=seed: build(seed), make_optimizer, seed) for seed in seeds}
+    return list(train_each(setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress).values())
 
 
 def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None) -> np.ndarray:

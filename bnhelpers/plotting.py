@@ -51,9 +51,12 @@ def log_axis(ax, axis="y"):
 def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None, logy=()):
     """One panel per column, one line per experiment: ``results`` maps a label to a ProbeResult."""
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns) + 1.8, 3.6), squeeze=False)
+    # Distinct markers and dashes keep every line visible where several coincide.
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", (0, (5, 1)))]
     for ax, col in zip(axes[0], columns):
-        for label, result in results.items():
-            ax.plot(result.table["layer"], result.table[col], "o-", label=label)
+        for k, (label, result) in enumerate(results.items()):
+            marker, dashes = styles[k % len(styles)]
+            ax.plot(result.table["layer"], result.table[col], marker=marker, ls=dashes, ms=5, label=label)
         ax.set(xlabel="hidden layer", ylabel=col.replace("_", " "), title=(titles or {}).get(col, col.replace("_", " ")))
         if col in logy:
             log_axis(ax)

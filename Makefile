@@ -71,10 +71,10 @@ course: setup
 	$(MAKE) html
 
 # HTML that reads offline: MathJax is copied next to the pages, not loaded from a CDN.
-MATHJAX = $(shell $(BIN)/python -c 'import jupyter_server_mathjax, os; print(os.path.join(os.path.dirname(jupyter_server_mathjax.__file__), "static"))' 2>/dev/null)
+MATHJAX_DIR := import jupyter_server_mathjax, os; print(os.path.join(os.path.dirname(jupyter_server_mathjax.__file__), "static"))
 html: setup
 	mkdir -p build
-	rm -rf build/mathjax && cp -r $(MATHJAX) build/mathjax
+	rm -rf build/mathjax && cp -r "$$($(BIN)/python -c '$(MATHJAX_DIR)')" build/mathjax
 	$(BIN)/jupyter nbconvert --to html --output-dir build \
 	  --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe' $(NOTEBOOKS)
 

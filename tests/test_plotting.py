@@ -1,0 +1,41 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from bnhelpers.plotting import draw_bn_graph, log_axis, set_style  # noqa: E402
+
+
+def tick_labels(ax):
+    ax.figure.canvas.draw()
+    return [t.get_text() for t in ax.get_yticklabels(which="both") if t.get_text() and t.get_visible()]
+
+
+@pytest.mark.parametrize("low, high", [(0.2083, 0.2099), (0.8, 1.2), (0.02, 0.9)])
+def test_log_axis_labels_narrow_ranges_with_plain_numbers(low, high):
+    set_style()
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(10), np.linspace(low, high, 10))
+    log_axis(ax)
+    labels = tick_labels(ax)
+    assert labels and not any("times" in label for label in labels), labels   # no "8.35x10^-1" minor-tick clutter
+    plt.close(fig)
+
+
+def test_log_axis_labels_wide_ranges_with_powers_of_ten_only():
+    fig, ax = plt.subplots()
+    ax.plot(np.arange(10), np.logspace(-12, -1, 10))
+    log_axis(ax)
+    labels = tick_labels(ax)
+    assert 3 <= len(labels) <= 14
+    plt.close(fig)
+
+
+def test_graph_labels_are_legible():
+    fig = draw_bn_graph(highlight=("centre",))
+    sizes = [t.get_fontsize() for t in fig.axes[0].texts]
+    assert min(sizes) >= 10          # about 11 px at notebook width and 100 dpi
+    plt.close(fig)

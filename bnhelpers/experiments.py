@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .losses import softmax_cross_entropy
 from .network import Network
@@ -112,7 +113,10 @@ _task = None  # the function run_in_parallel's workers call; inherited through f
 
 
 def _run_task(item):
-    return _task(item)
+    # One BLAS thread per worker: two workers fill two cores, and more threads
+    # would only make them wait for each other.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _task(item)
 
 
 def run_in_parallel(fn, items) -> list:
@@ -121,8 +125,9 @@ def run_in_parallel(fn, items) -> list:
     For independent runs (seeds, sweeps): each run is seeded, so the results
     are the same whatever the number of processes. ``fn`` may be a lambda or a
     notebook function: the workers are forked and inherit it; the items and
-    results travel by pickle. Runs serially where fork is unavailable
-    (Windows, macOS' default) or with BNHELPERS_PROCESSES=1.
+    results travel by pickle. Each worker uses one BLAS thread. Runs serially
+    where fork is unavailable (Windows, macOS' default) or with
+    BNHELPERS_PROCESSES=1.
     """
     global _task
     items = list(items)

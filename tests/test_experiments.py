@@ -46,3 +46,10 @@ def test_train_over_seeds_returns_one_trained_run_per_seed():
     assert not np.array_equal(runs[0].net.layers[0].params["W"], runs[1].net.layers[0].params["W"])
     assert runs[0].history.late_val_accuracy(2) == np.mean(runs[0].history.val_accuracy[-2:])
     assert runs[0].net.layers[1].bn_param["num_batches_tracked"] == 30   # the trained network came back
+
+
+def test_workers_use_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    counts = run_in_parallel(lambda _: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], range(2))
+    assert all(c == [1] * len(c) for c in counts)

@@ -11,8 +11,9 @@
   training; its difference from eval-mode accuracy is the train/test
   discrepancy of small batches.
 * ``fold_batchnorm``: a trained network in eval mode is a chain of affine maps
-  and nonlinearities; each Linear -> BatchNorm1d pair is one affine map, so it
-  can be replaced by a single Linear with the BN folded into W and b.
+  and nonlinearities; each Linear -> BatchNorm1d (or BatchRenorm1d, whose eval
+  mode is BN's) pair is one affine map, so it can be replaced by a single
+  Linear with the BN folded into W and b.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def use_population_statistics(net, x, batch_size=60):
 
 
 def fold_batchnorm(net) -> Network:
-    """A new eval-only network in which every Linear -> BatchNorm1d pair is one Linear with bias.
+    """A new eval-only network in which every Linear -> BatchNorm1d (or BatchRenorm1d) pair is one Linear with bias.
 
     The result computes the same function as ``net`` in eval mode (up to
     rounding); ``net`` itself is not changed. Other layers are shared with
@@ -125,7 +126,7 @@ def fold_batchnorm(net) -> Network:
     while i < len(layers):
         layer = layers[i]
         following = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Linear) and isinstance(following, BatchNorm1d):
+        if isinstance(layer, Linear) and isinstance(following, (BatchNorm1d, BatchRenorm1d)):
             p = following.bn_param
             W, b = batchnorm_fold(layer.params["W"], layer.params.get("b"), following.params["gamma"], following.params["beta"], p["running_mean"], p["running_var"], p["eps"])
             merged = Linear(layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype)

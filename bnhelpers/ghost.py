@@ -51,6 +51,8 @@ def ghost_batchnorm_forward(x, gamma, beta, bn_param, virtual_batch_size):
     v = check_virtual_batch_size(virtual_batch_size)
     if x.shape[0] % v:
         raise ValueError(f"virtual_batch_size ({v}) must divide the batch size N={x.shape[0]}")
+    if not isinstance(bn_param, dict):
+        raise TypeError(f"bn_param must be a dict, got {type(bn_param).__name__}")
     forward = batchnorm_forward if x.ndim == 2 else spatial_batchnorm_forward
     if bn_param.get("mode") == "test":
         out, cache = forward(x, gamma, beta, bn_param)

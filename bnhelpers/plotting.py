@@ -140,6 +140,23 @@ def bar_with_seeds(ax, samples: dict, ylabel, title):
     return ax.figure
 
 
+def mean_and_seeds(ax, samples: dict, ylabel, title):
+    """Per variant, a dot per seed and a square at the mean with ±1 std error bars; ``samples`` maps label -> values.
+
+    For differences too small to read on bars that start at zero: the y axis
+    can be zoomed in on the values.
+    """
+    colours = sns.color_palette(PALETTE, len(samples))
+    for i, (label, values) in enumerate(samples.items()):
+        values = np.asarray(values)
+        ax.plot(np.full(len(values), i - 0.12), values, "o", color=colours[i], alpha=0.7, ms=5)
+        ax.errorbar(i + 0.12, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, fmt="s", color=colours[i], capsize=6, ms=7)
+    ax.set_xticks(range(len(samples)), list(samples))
+    ax.set_xlim(-0.6, len(samples) - 0.4)
+    ax.set(ylabel=ylabel, title=title)
+    return ax.figure
+
+
 def speedup_plot(sizes, ratios, ax=None, title="Closed-form backward vs staged graph", ylabel="speed-up (staged / fast)"):
     fig, ax = _axes(ax)
     ax.plot(range(len(sizes)), ratios, "o-")

@@ -167,6 +167,8 @@ def test_ghost_batchnorm_bad_input_leaves_state_alone():
         ghost_batchnorm_forward(x, gamma, beta, p, 5)
     with pytest.raises(ValueError, match="virtual_batch_size must be an integer >= 2"):
         ghost_batchnorm_forward(x, gamma, beta, p, 1)
+    with pytest.raises(TypeError, match="bn_param must be a dict"):
+        ghost_batchnorm_forward(x, gamma, beta, None, 4)
     x[7, 0] = np.nan  # the second virtual batch fails after the first has been normalized
     with pytest.raises(ValueError, match="NaN"):
         ghost_batchnorm_forward(x, gamma, beta, p, 4)

@@ -243,6 +243,8 @@ class BatchRenorm1d(_BatchNormBase):
     """
 
     def __init__(self, num_features, *, warmup, ramp, rmax=3.0, dmax=5.0, **bn_options):
+        if bn_options.get("virtual_batch_size") is not None:
+            raise ValueError("virtual_batch_size (Ghost BN) is not supported by Batch Renorm layers")
         super().__init__(num_features, **bn_options)
         renorm_limits(0, warmup=warmup, ramp=ramp, rmax=rmax, dmax=dmax)  # validates the schedule now
         self.schedule = dict(warmup=warmup, ramp=ramp, rmax=rmax, dmax=dmax)

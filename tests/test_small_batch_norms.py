@@ -122,6 +122,8 @@ def test_batchrenorm_layers_follow_the_schedule_and_the_2d_layer_is_per_channel(
         layer.forward(x)
         layer.backward(dout)
     assert seen == [(1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (2.0, 2.0), (3.0, 4.0)]
+    with pytest.raises(ValueError, match="virtual_batch_size .* not supported by Batch Renorm"):
+        BatchRenorm1d(5, warmup=1, ramp=1, virtual_batch_size=2)
     images, _, _, dmaps = features(13, (3, 4, 5, 5))
     layer2d = BatchRenorm2d(4, warmup=0, ramp=1, dtype=np.float64)
     bn2d = BatchNorm2d(4, dtype=np.float64)

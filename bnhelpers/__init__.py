@@ -2,11 +2,13 @@
 
 Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbeta)``:
     batchnorm (BN for (N, D)), spatial (BN for images), layernorm (LayerNorm,
-    GroupNorm), conv (convolution, pooling), conventions (framework presets),
-    gradcheck (finite differences).
+    GroupNorm), renorm (Batch Renormalization), ghost (Ghost BN), conv
+    (convolution, pooling), conventions (framework presets), gradcheck
+    (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
-    checkpoint, probes, inference (population statistics, folding),
-    experiments (with/without BN comparisons, repeats over seeds).
+    checkpoint, probes, inference (population statistics, train-mode
+    accuracy, folding), experiments (with/without BN comparisons, repeats
+    over seeds, sweeps).
 Data and plots: data (MNIST), plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
 """
@@ -29,15 +31,28 @@ from .conv import (
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
-from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, run_in_parallel, train_each, train_over_seeds, training_step
-from .inference import fold_batchnorm, population_statistics, use_population_statistics
+from .experiments import (
+    compare_with_and_without_bn,
+    final_accuracy_over_seeds,
+    median_step_seconds,
+    run_in_parallel,
+    sweep,
+    train_each,
+    train_over_seeds,
+    training_step,
+)
+from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
+from .inference import batch_statistics_accuracy, fold_batchnorm, population_statistics, use_population_statistics
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
     BatchNorm1d,
     BatchNorm2d,
+    BatchRenorm1d,
+    BatchRenorm2d,
     Conv2d,
     Dropout,
     Flatten,
+    GroupNorm,
     LayerNorm,
     LeakyReLU,
     Linear,
@@ -51,19 +66,20 @@ from .models import deep_net, mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
 from .probes import channel_statistics, probe, random_net_statistics, update_ratios
+from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .trainer import History, evaluate, train
 
 __all__ = [
-    "Adam", "BatchNorm1d", "BatchNorm2d", "BatchNormCache", "CONVENTIONS", "Conv2d", "Convention",
-    "DownloadError", "Dropout", "Flatten", "History", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
+    "Adam", "BatchNorm1d", "BatchNorm2d", "BatchNormCache", "BatchRenorm1d", "BatchRenorm2d", "CONVENTIONS", "Conv2d", "Convention",
+    "DownloadError", "Dropout", "Flatten", "GroupNorm", "History", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
     "MnistSplits", "Momentum", "Network", "RMSprop", "ReLU", "SGD", "Sigmoid", "Tanh",
     "avgpool2d_backward", "avgpool2d_forward", "batchnorm_backward", "batchnorm_backward_fast",
-    "batchnorm_fold", "batchnorm_forward", "channel_statistics", "compare_with_and_without_bn", "conv2d_backward", "conv2d_forward", "conventions_table",
-    "deep_net", "download_mnist", "evaluate", "final_accuracy_over_seeds", "fold_batchnorm", "gradient_check", "groupnorm_backward", "groupnorm_forward",
+    "batch_statistics_accuracy", "batchnorm_fold", "batchnorm_forward", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "compare_with_and_without_bn", "conv2d_backward", "conv2d_forward", "conventions_table",
+    "deep_net", "download_mnist", "evaluate", "final_accuracy_over_seeds", "fold_batchnorm", "ghost_batchnorm_backward", "ghost_batchnorm_forward", "gradient_check", "groupnorm_backward", "groupnorm_forward",
     "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
-    "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "rng", "run_in_parallel", "seed_offset", "small_cnn",
-    "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",
+    "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "renorm_limits", "rng", "run_in_parallel", "seed_offset", "small_cnn",
+    "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "sweep", "three_layer_net",
     "train", "train_each", "train_over_seeds", "training_step", "update_ratios", "use_population_statistics",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Running the course's comparisons: with and without BN, repeats over seeds, and step timing.
+"""Running the course's comparisons: with and without BN, repeats over seeds, sweeps, and step timing.
 
     runs = compare_with_and_without_bn(lambda bn: deep_net(1.0, batchnorm=bn), lambda p: SGD(p, lr=0.01),
                                        data, iterations=5000, batch_size=60)
@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .losses import softmax_cross_entropy
@@ -67,6 +68,34 @@ def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations,
     """Final validation accuracy of build(seed) trained with each seed (see train_over_seeds)."""
     runs = train_over_seeds(build, make_optimizer, data, seeds, iterations=iterations, batch_size=batch_size, progress=progress)
     return np.array([run.history.final_val_accuracy for run in runs])
+
+
+def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress=None) -> pd.DataFrame:
+    """Train one network per row of ``grid``, each on the same number of examples; a DataFrame with one row per run.
+
+    grid:        dicts with at least 'batch_size' and 'seed', plus whatever else
+                 varies, e.g. [{'norm': 'batch', 'batch_size': 4, 'seed': 0}, ...].
+    build(row):  the network for that row; building from row['seed'] gives the
+                 same initial weights to every row with that seed.
+    make_optimizer(parameters, row): its optimizer (the learning rate may
+                 depend on row['batch_size']).
+    examples:    training examples seen by every run: iterations = examples // batch_size,
+                 batches drawn with row['seed'].
+    measure(net, row): optional, a dict of extra results computed in the
+                 worker on the trained network (e.g. train-mode accuracy).
+    Returns the grid's columns plus 'iterations', 'accuracy' (final eval-mode
+    validation accuracy), 'stopped' (None or why training diverged) and the
+    measured columns. The runs go through run_in_parallel.
+    """
+
+    def run(row):
+        net = build(row)
+        iterations = max(1, examples // row["batch_size"])
+        history = train(net, make_optimizer(net.parameters(), row), data, iterations=iterations, batch_size=row["batch_size"], eval_every=iterations, seed=row["seed"], progress=progress, verbose=False)
+        result = {**row, "iterations": iterations, "accuracy": history.final_val_accuracy, "stopped": history.stopped}
+        return {**result, **(measure(net, row) if measure else {})}
+
+    return pd.DataFrame(run_in_parallel(run, grid))
 
 
 def training_step(net, optimizer, x, y):

@@ -6,57 +6,108 @@
   statistics: E[x] = mean of the batch means, Var[x] = m/(m-1) * mean of the
   batch variances (the unbiased estimate). This replaces the running averages,
   which lag behind the weights and depend on the momentum.
+* ``batch_statistics_accuracy``: accuracy with BN in training mode, each
+  batch normalized with its own statistics, as the network saw data in
+  training; its difference from eval-mode accuracy is the train/test
+  discrepancy of small batches.
 * ``fold_batchnorm``: a trained network in eval mode is a chain of affine maps
-  and nonlinearities; each Linear -> BatchNorm1d pair is one affine map, so it
-  can be replaced by a single Linear with the BN folded into W and b.
+  and nonlinearities; each Linear -> BatchNorm1d (or BatchRenorm1d, whose eval
+  mode is BN's) pair is one affine map, so it can be replaced by a single
+  Linear with the BN folded into W and b.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
-from .batchnorm import batchnorm_fold
-from .layers import BatchNorm1d, Linear
+from .batchnorm import BatchNormCache, batchnorm_fold
+from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Linear
 from .network import Network
+
+# BatchRenorm2d is a BatchRenorm1d; all of them keep running statistics in bn_param.
+BATCHNORM_LAYERS = (BatchNorm1d, BatchNorm2d, BatchRenorm1d)
 
 
 def _batchnorm_layers(net):
-    return [layer for layer in net.layers if isinstance(layer, BatchNorm1d)]
+    return [layer for layer in net.layers if isinstance(layer, BATCHNORM_LAYERS)]
+
+
+def _batch_moments(layer):
+    """(mean, biased variance, values per feature) of the layer's last training batch.
+
+    Spatial BN and Batch Renorm keep a plain BN cache inside theirs (``.bn``);
+    for feature maps its rows are the N*H*W (sample, position) pairs.
+    """
+    bn = layer.cache if isinstance(layer.cache, BatchNormCache) else layer.cache.bn
+    return bn.mean, bn.std**2 - layer.bn_param["eps"], bn.x.shape[0]
+
+
+@contextmanager
+def _training_mode_passes(net):
+    """Training-mode forward passes that leave ``net`` as it was: buffers restored, mode put back."""
+    previous = net.mode
+    try:
+        with net.preserving_buffers():
+            yield net.train()
+    finally:
+        net.set_mode(previous)
+
+
+def _check_batch_size(batch_size, n):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 2 <= batch_size <= n:
+        raise ValueError(f"batch_size must be an integer in [2, {n}], got {batch_size!r}")
 
 
 def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(E[x], Var[x]) of every BatchNorm1d layer, in order, estimated from ``x`` as in Algorithm 2.
+    """(E[x], Var[x]) of every BN layer (BatchNorm1d/2d, BatchRenorm1d/2d), in order, estimated from ``x`` as in Algorithm 2.
 
     x is split into full mini-batches of ``batch_size`` (the batch size used
-    for training). The network runs in training mode, as in the paper, so any
-    Dropout layers draw masks (advancing their random generator); otherwise
-    nothing in ``net`` changes: running statistics are restored and the mode
-    is put back.
+    for training, or larger: larger batches give less noisy estimates). For
+    feature maps each batch contributes N*H*W values per channel, and the
+    unbiased factor is m/(m-1) with that m. The network runs in training mode,
+    as in the paper, so any Dropout layers draw masks (advancing their random
+    generator); otherwise nothing in ``net`` changes: running statistics are
+    restored and the mode is put back.
     """
     bn_layers = _batchnorm_layers(net)
     if not bn_layers:
-        raise ValueError("net has no BatchNorm1d layers")
-    if not isinstance(batch_size, (int, np.integer)) or not 2 <= batch_size <= len(x):
-        raise ValueError(f"batch_size must be an integer in [2, {len(x)}], got {batch_size!r}")
-    previous = net.mode
+        raise ValueError("net has no batch normalization layers")
+    _check_batch_size(batch_size, len(x))
+    ghosts = [layer for layer in bn_layers if layer.virtual_batch_size is not None and batch_size > layer.virtual_batch_size]
+    if ghosts:
+        raise ValueError(f"batch_size ({batch_size}) must not exceed the layers' virtual_batch_size ({ghosts[0].virtual_batch_size}): one batch, one set of statistics")
     means = [[] for _ in bn_layers]
     variances = [[] for _ in bn_layers]
-    try:
-        with net.preserving_buffers():
-            net.train()
-            for start in range(0, len(x) - batch_size + 1, batch_size):
-                net.forward(x[start : start + batch_size])
-                for k, layer in enumerate(bn_layers):
-                    means[k].append(layer.cache.mean)
-                    variances[k].append(layer.cache.std**2 - layer.bn_param["eps"])
-    finally:
-        net.set_mode(previous)
-    m = batch_size
-    return [(np.mean(mu, axis=0), m / (m - 1) * np.mean(var, axis=0)) for mu, var in zip(means, variances)]
+    with _training_mode_passes(net):
+        for start in range(0, len(x) - batch_size + 1, batch_size):
+            net.forward(x[start : start + batch_size])
+            for k, layer in enumerate(bn_layers):
+                mean, var, m = _batch_moments(layer)
+                means[k].append(mean)
+                variances[k].append(var * (m / (m - 1)))
+    return [(np.mean(mu, axis=0), np.mean(var, axis=0)) for mu, var in zip(means, variances)]
+
+
+def batch_statistics_accuracy(net, x, y, batch_size) -> float:
+    """Accuracy on (x, y) in training mode: every BN layer normalizes each batch of ``batch_size`` with its own statistics.
+
+    This is how the network saw data during training. Only full batches are
+    used (the last len(x) % batch_size samples are dropped). Nothing in
+    ``net`` changes: running statistics are restored and the mode is put back.
+    """
+    _check_batch_size(batch_size, len(x))
+    correct = 0
+    used = len(x) - len(x) % batch_size
+    with _training_mode_passes(net):
+        for start in range(0, used, batch_size):
+            correct += int((net.forward(x[start : start + batch_size]).argmax(axis=1) == y[start : start + batch_size]).sum())
+    return correct / used
 
 
 def use_population_statistics(net, x, batch_size=60):
-    """Replace every BatchNorm1d layer's running statistics by population statistics from ``x``."""
+    """Replace every BN layer's running statistics by population statistics from ``x``."""
     for layer, (mean, var) in zip(_batchnorm_layers(net), population_statistics(net, x, batch_size)):
         layer.bn_param["running_mean"] = mean.astype(layer.bn_param["running_mean"].dtype)
         layer.bn_param["running_var"] = var.astype(layer.bn_param["running_var"].dtype)
@@ -64,7 +115,7 @@ def use_population_statistics(net, x, batch_size=60):
 
 
 def fold_batchnorm(net) -> Network:
-    """A new eval-only network in which every Linear -> BatchNorm1d pair is one Linear with bias.
+    """A new eval-only network in which every Linear -> BatchNorm1d (or BatchRenorm1d) pair is one Linear with bias.
 
     The result computes the same function as ``net`` in eval mode (up to
     rounding); ``net`` itself is not changed. Other layers are shared with
@@ -75,7 +126,7 @@ def fold_batchnorm(net) -> Network:
     while i < len(layers):
         layer = layers[i]
         following = layers[i + 1] if i + 1 < len(layers) else None
-        if isinstance(layer, Linear) and isinstance(following, BatchNorm1d):
+        if isinstance(layer, Linear) and isinstance(following, (BatchNorm1d, BatchRenorm1d)):
             p = following.bn_param
             W, b = batchnorm_fold(layer.params["W"], layer.params.get("b"), following.params["gamma"], following.params["beta"], p["running_mean"], p["running_var"], p["eps"])
             merged = Linear(layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype)

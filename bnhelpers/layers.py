@@ -21,9 +21,11 @@ import numpy as np
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward, read_bn_param
 from .checks import check_fraction, check_positive
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
+from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
 from .init import draw_weights
-from .layernorm import layernorm_backward, layernorm_forward
-from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
+from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from .spatial import _from_rows, _to_rows, spatial_batchnorm_backward, spatial_batchnorm_forward
 
 
 class Layer:
@@ -159,8 +161,10 @@ class _BatchNormBase(Layer):
     which updates the running statistics in it during training.
     """
 
-    def __init__(self, num_features, *, convention="house", momentum=None, eps=None, dtype=np.float32):
+    def __init__(self, num_features, *, convention="house", momentum=None, eps=None, virtual_batch_size=None, dtype=np.float32):
         super().__init__()
+        # Ghost BN: in training, batches larger than this are normalized in virtual batches of this size.
+        self.virtual_batch_size = None if virtual_batch_size is None else check_virtual_batch_size(virtual_batch_size)
         self.bn_param = {"mode": "train", "convention": convention}
         if momentum is not None:
             self.bn_param["momentum"] = momentum
@@ -191,32 +195,84 @@ class _BatchNormBase(Layer):
         self.bn_param["running_var"] = buffers["running_var"].copy()
         self.bn_param["num_batches_tracked"] = int(buffers["num_batches_tracked"])
 
+    def _normalize(self, x, forward):
+        """forward(x, gamma, beta, bn_param), or Ghost BN when the batch is larger than virtual_batch_size."""
+        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self._mode()
+        if self.training and self.virtual_batch_size is not None and len(x) > self.virtual_batch_size:
+            out, self.cache = ghost_batchnorm_forward(x, gamma, beta, bn_param, self.virtual_batch_size)
+        else:
+            out, self.cache = forward(x, gamma, beta, bn_param)
+        return out
+
+    def _normalize_backward(self, dout, backward):
+        if isinstance(self.cache, GhostCache):
+            backward = ghost_batchnorm_backward
+        dx, self.grads["gamma"], self.grads["beta"] = backward(dout, self.cache)
+        return dx
+
     def __repr__(self):
-        return f"{type(self).__name__}({self.num_features}, convention={self.bn_param['convention']!r})"
+        ghost = "" if self.virtual_batch_size is None else f", virtual_batch_size={self.virtual_batch_size}"
+        return f"{type(self).__name__}({self.num_features}, convention={self.bn_param['convention']!r}{ghost})"
 
 
 class BatchNorm1d(_BatchNormBase):
     """Batch normalization of (N, D) activations, one gamma and beta per feature."""
 
     def forward(self, x):
-        out, self.cache = batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode())
-        return out
+        return self._normalize(x, batchnorm_forward)
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = batchnorm_backward_fast(dout, self.cache)
-        return dx
+        return self._normalize_backward(dout, batchnorm_backward_fast)
 
 
 class BatchNorm2d(_BatchNormBase):
     """Spatial batch normalization of (N, C, H, W) feature maps, one gamma and beta per channel."""
 
     def forward(self, x):
-        out, self.cache = spatial_batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode())
+        return self._normalize(x, spatial_batchnorm_forward)
+
+    def backward(self, dout):
+        return self._normalize_backward(dout, spatial_batchnorm_backward)
+
+
+class BatchRenorm1d(_BatchNormBase):
+    """Batch Renormalization of (N, D) activations (bnhelpers.renorm), with the rmax/dmax schedule.
+
+    rmax, dmax: the final clipping limits; warmup, ramp: in training batches
+    (counted by num_batches_tracked), see renorm_limits. Eval mode is BN's.
+    """
+
+    def __init__(self, num_features, *, warmup, ramp, rmax=3.0, dmax=5.0, **bn_options):
+        if bn_options.get("virtual_batch_size") is not None:
+            raise ValueError("virtual_batch_size (Ghost BN) is not supported by Batch Renorm layers")
+        super().__init__(num_features, **bn_options)
+        renorm_limits(0, warmup=warmup, ramp=ramp, rmax=rmax, dmax=dmax)  # validates the schedule now
+        self.schedule = dict(warmup=warmup, ramp=ramp, rmax=rmax, dmax=dmax)
+
+    def limits(self):
+        """(rmax, dmax) for the next training batch."""
+        return renorm_limits(self.bn_param["num_batches_tracked"], **self.schedule)
+
+    def forward(self, x):
+        out, self.cache = batchrenorm_forward(x, self.params["gamma"], self.params["beta"], self._mode(), *self.limits())
         return out
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = spatial_batchnorm_backward(dout, self.cache)
+        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(dout, self.cache)
         return dx
+
+
+class BatchRenorm2d(BatchRenorm1d):
+    """Batch Renormalization of (N, C, H, W) feature maps: per channel over (N, H, W), as spatial BN."""
+
+    def forward(self, x):
+        self.shape = x.shape
+        out, self.cache = batchrenorm_forward(_to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(), *self.limits())
+        return _from_rows(out, x.shape, "NCHW")
+
+    def backward(self, dout):
+        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(_to_rows(dout, "NCHW"), self.cache)
+        return _from_rows(dx, self.shape, "NCHW")
 
 
 class LayerNorm(Layer):
@@ -239,6 +295,36 @@ class LayerNorm(Layer):
 
     def __repr__(self):
         return f"LayerNorm({self.num_features})"
+
+
+class GroupNorm(Layer):
+    """Group normalization of (N, C, H, W) feature maps, or (N, C) activations, in ``groups`` groups of channels.
+
+    groups=1 is LayerNorm over (C, H, W); groups=C is InstanceNorm. Per-sample
+    statistics, no running state: train and eval mode compute the same thing.
+    """
+
+    def __init__(self, num_channels, groups, *, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 or num_channels % groups:
+            raise ValueError(f"groups must be a positive integer dividing num_channels={num_channels}, got {groups!r}")
+        self.gn_param = {"eps": check_positive("eps", eps)}
+        self.num_channels, self.groups = num_channels, int(groups)
+        self.params["gamma"] = np.ones(num_channels, dtype=dtype)
+        self.params["beta"] = np.zeros(num_channels, dtype=dtype)
+
+    def forward(self, x):
+        self.shape = x.shape
+        images = x if x.ndim == 4 else x.reshape(x.shape + (1, 1))
+        out, self.cache = groupnorm_forward(images, self.params["gamma"], self.params["beta"], self.groups, self.gn_param)
+        return out.reshape(x.shape)
+
+    def backward(self, dout):
+        dx, self.grads["gamma"], self.grads["beta"] = groupnorm_backward(dout.reshape(self.cache.x_hat.shape), self.cache)
+        return dx.reshape(self.shape)
+
+    def __repr__(self):
+        return f"GroupNorm({self.num_channels}, groups={self.groups})"
 
 
 # --- activations and dropout ----------------------------------------------------------
@@ -339,7 +425,10 @@ __all__ = [
     "Flatten",
     "BatchNorm1d",
     "BatchNorm2d",
+    "BatchRenorm1d",
+    "BatchRenorm2d",
     "LayerNorm",
+    "GroupNorm",
     "Tanh",
     "Sigmoid",
     "ReLU",

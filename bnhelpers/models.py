@@ -5,12 +5,18 @@
   the deep-network experiment of the sources;
 * ``three_layer_net``: 784 -> 256 -> 256 -> 10 (two hidden layers), batch 256
   and Adam in the sources' second experiment;
-* ``small_cnn``: two 3x3 convolutions with optional spatial BN, for MNIST images.
+* ``small_cnn``: two 3x3 convolutions with optional normalization, for MNIST images.
+
+Normalizations (``norm=``): 'batch' (BN, with Ghost BN through
+bn_options={'virtual_batch_size': v}), 'renorm' (Batch Renormalization,
+bn_options give its schedule), 'layer' (LayerNorm; for feature maps GroupNorm
+with one group, i.e. over (C, H, W)) and 'group' (GroupNorm with ``groups``
+groups of channels; for an MLP, groups of hidden units).
 
 Weights are drawn from one generator in a fixed order (first layer first), and
 nothing else draws from it, so the same seed gives the same initial weights
-with and without normalization: the BN variant differs only in its extra layers
-and in dropping the biases that BN makes redundant.
+with and without normalization: a normalized variant differs only in its extra
+layers and in dropping the biases that batch statistics make redundant.
 """
 
 from __future__ import annotations
@@ -18,11 +24,12 @@ from __future__ import annotations
 import numpy as np
 
 from .init import check_init
-from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
+from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, BatchRenorm2d, Conv2d, Dropout, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
 from .network import Network
 from .seeding import shifted
 
-NORMS = (None, "batch", "layer")
+NORMS = (None, "batch", "renorm", "layer", "group")
+BATCH_STATISTICS = ("batch", "renorm")  # these subtract the batch mean: a bias before them is redundant
 POSITIONS = ("before", "after")
 
 
@@ -32,42 +39,54 @@ def _generators(seed):
     return np.random.default_rng(weights), np.random.default_rng(dropout)
 
 
-def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", dropout=0.0, init="xavier", scale=None, seed=0, dtype=np.float32, bn_options=None):
+def _check_norm(norm):
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def _norm_layer(norm, width, *, images, groups, dtype, bn_options):
+    """The normalization layer for ``width`` features (channels if ``images``)."""
+    if norm == "batch":
+        return (BatchNorm2d if images else BatchNorm1d)(width, dtype=dtype, **(bn_options or {}))
+    if norm == "renorm":
+        return (BatchRenorm2d if images else BatchRenorm1d)(width, dtype=dtype, **(bn_options or {}))
+    if norm == "layer" and not images:
+        return LayerNorm(width, dtype=dtype)
+    return GroupNorm(width, 1 if norm == "layer" else groups, dtype=dtype)
+
+
+def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", groups=4, dropout=0.0, init="xavier", scale=None, seed=0, dtype=np.float32, bn_options=None):
     """A multilayer perceptron.
 
     sizes:         (inputs, hidden_1, ..., hidden_k, classes), e.g. (784, 256, 256, 10).
     activation:    'tanh', 'relu', 'sigmoid' or 'leaky_relu' after every hidden layer.
-    norm:          None, 'batch' (BatchNorm1d) or 'layer' (LayerNorm) in every hidden layer.
+    norm:          None, 'batch' (BatchNorm1d), 'renorm' (BatchRenorm1d), 'layer' (LayerNorm)
+                   or 'group' (GroupNorm over ``groups`` groups of units) in every hidden layer.
     norm_position: 'before' the activation (the paper's choice: Linear -> BN -> act, and
                    the Linear drops its bias) or 'after' it (Linear -> act -> BN).
     dropout:       probability of dropping a hidden unit (0 = no Dropout layers).
     init, scale:   weight scheme, see bnhelpers.init ('normal' needs scale).
-    bn_options:    extra keyword arguments for BatchNorm1d (convention, momentum, eps).
+    bn_options:    extra keyword arguments for BatchNorm1d (convention, momentum, eps,
+                   virtual_batch_size) or BatchRenorm1d (also warmup, ramp, rmax, dmax).
     """
     if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
         raise ValueError(f"sizes must list at least the input and output widths as positive integers, got {sizes!r}")
-    if norm not in NORMS:
-        raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
+    _check_norm(norm)
     if norm_position not in POSITIONS:
         raise ValueError(f"norm_position must be 'before' or 'after', got {norm_position!r}")
     check_init(init, scale)
     make_activation(activation)  # validates the name before anything is built
     weight_rng, dropout_rng = _generators(seed)
 
-    def normalization(width):
-        if norm == "batch":
-            return BatchNorm1d(width, dtype=dtype, **(bn_options or {}))
-        return LayerNorm(width, dtype=dtype)
-
     layers = []
     for fan_in, width in zip(sizes[:-2], sizes[1:-1]):
-        bn_follows = norm == "batch" and norm_position == "before"
+        bn_follows = norm in BATCH_STATISTICS and norm_position == "before"
         layers.append(Linear(fan_in, width, bias=not bn_follows, rng=weight_rng, init=init, scale=scale, dtype=dtype))
         if norm and norm_position == "before":
-            layers.append(normalization(width))
+            layers.append(_norm_layer(norm, width, images=False, groups=groups, dtype=dtype, bn_options=bn_options))
         layers.append(make_activation(activation))
         if norm and norm_position == "after":
-            layers.append(normalization(width))
+            layers.append(_norm_layer(norm, width, images=False, groups=groups, dtype=dtype, bn_options=bn_options))
         if dropout:
             layers.append(Dropout(dropout, rng=dropout_rng))
     layers.append(Linear(sizes[-2], sizes[-1], rng=weight_rng, init=init, scale=scale, dtype=dtype))
@@ -92,18 +111,27 @@ def three_layer_net(*, init="he", scale=None, batchnorm=False, dropout=0.0, acti
     return mlp((784, 256, 256, 10), activation=activation, norm="batch" if batchnorm else None, dropout=dropout, init=init, scale=scale, seed=seed, dtype=dtype)
 
 
-def small_cnn(*, batchnorm=True, channels=(8, 16), init="he", scale=None, seed=0, dtype=np.float32, bn_options=None):
-    """(N, 1, 28, 28) -> [conv3x3 -> (BN) -> ReLU -> maxpool2] x 2 -> Linear -> 10 logits.
+def small_cnn(*, norm="batch", groups=4, batchnorm=None, channels=(8, 16), init="he", scale=None, seed=0, dtype=np.float32, bn_options=None):
+    """(N, 1, 28, 28) -> [conv3x3 -> (norm) -> ReLU -> maxpool2] x 2 -> Linear -> 10 logits.
 
-    With batchnorm the convolutions have no bias, for the same reason as Linear layers.
+    norm:       None, 'batch' (BatchNorm2d), 'renorm' (BatchRenorm2d), 'layer' (over each
+                sample's (C, H, W)) or 'group' (GroupNorm, ``groups`` must divide every channel count).
+    batchnorm:  the older switch, still accepted: True means norm='batch', False norm=None.
+    bn_options: as for mlp.
+    Before BN or Batch Renorm the convolutions have no bias, for the same reason as Linear layers.
     """
+    if batchnorm is not None:
+        if norm != "batch":
+            raise ValueError(f"pass norm= or the older batchnorm=, not both (got norm={norm!r}, batchnorm={batchnorm!r})")
+        norm = "batch" if batchnorm else None
+    _check_norm(norm)
     check_init(init, scale)
     weight_rng, _ = _generators(seed)
     layers, c_in, side = [], 1, 28
     for c_out in channels:
-        layers.append(Conv2d(c_in, c_out, 3, pad=1, bias=not batchnorm, rng=weight_rng, init=init, scale=scale, dtype=dtype))
-        if batchnorm:
-            layers.append(BatchNorm2d(c_out, dtype=dtype, **(bn_options or {})))
+        layers.append(Conv2d(c_in, c_out, 3, pad=1, bias=norm not in BATCH_STATISTICS, rng=weight_rng, init=init, scale=scale, dtype=dtype))
+        if norm:
+            layers.append(_norm_layer(norm, c_out, images=True, groups=groups, dtype=dtype, bn_options=bn_options))
         layers += [ReLU(), MaxPool2d(2)]
         c_in, side = c_out, side // 2
     layers += [Flatten(), Linear(c_in * side * side, 10, rng=weight_rng, init=init, scale=scale, dtype=dtype)]

@@ -44,7 +44,7 @@ def test_population_statistics_bad_input(trained):
     net, x = trained
     with pytest.raises(ValueError, match=r"batch_size must be an integer in \[2, 600\], got 1"):
         population_statistics(net, x, batch_size=1)
-    with pytest.raises(ValueError, match="no BatchNorm1d layers"):
+    with pytest.raises(ValueError, match="no batch normalization layers"):
         population_statistics(mlp((12, 4, 3)), x)
 
 

@@ -6,7 +6,9 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     gradcheck (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, folding),
-    experiments (with/without BN comparisons, repeats over seeds).
+    experiments (with/without BN comparisons, repeats over seeds, sweeps).
+Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
+    landscape (loss and gradient change along the gradient).
 Data and plots: data (MNIST), plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
 """
@@ -29,7 +31,9 @@ from .conv import (
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
-from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, run_in_parallel, training_step
+from .covariate_shift import ShiftTracker, add_noise_after_batchnorm, distribution_shift, gradient_shift, layer_input_moments
+from .experiments import compare_with_and_without_bn, final_accuracy_over_seeds, median_step_seconds, run_in_parallel, sweep, train_and_score, training_step
+from .landscape import AlongGradient, along_gradient, landscape_along_gradient, network_objective
 from .inference import fold_batchnorm, population_statistics, use_population_statistics
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
@@ -43,6 +47,7 @@ from .layers import (
     Linear,
     MaxPool2d,
     ReLU,
+    ShiftScaleNoise,
     Sigmoid,
     Tanh,
 )
@@ -50,7 +55,7 @@ from .losses import softmax_cross_entropy
 from .models import deep_net, mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
-from .probes import channel_statistics, probe, random_net_statistics, update_ratios
+from .probes import batch_noise, channel_statistics, probe, random_net_statistics, update_ratios
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .trainer import History, evaluate, train
@@ -66,4 +71,7 @@ __all__ = [
     "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "rng", "run_in_parallel", "seed_offset", "small_cnn",
     "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "three_layer_net",
     "train", "training_step", "update_ratios", "use_population_statistics",
+    "AlongGradient", "ShiftScaleNoise", "ShiftTracker", "add_noise_after_batchnorm", "along_gradient", "batch_noise",
+    "distribution_shift", "gradient_shift", "landscape_along_gradient", "layer_input_moments", "network_objective",
+    "sweep", "train_and_score",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Running the course's comparisons: with and without BN, repeats over seeds, and step timing.
+"""Running the course's comparisons: with and without BN, repeats over seeds, sweeps, and step timing.
 
     runs = compare_with_and_without_bn(lambda bn: deep_net(1.0, batchnorm=bn), lambda p: SGD(p, lr=0.01),
                                        data, iterations=5000, batch_size=60)
@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .losses import softmax_cross_entropy
 from .network import Network
@@ -56,6 +57,31 @@ def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations,
         return history.final_val_accuracy
 
     return np.array(run_in_parallel(run, seeds))
+
+
+def train_and_score(net, optimizer, data, *, iterations, batch_size, seed=0, train_samples=2000) -> dict:
+    """Train once; final eval-mode accuracies on the validation set and on the first ``train_samples`` training images.
+
+    A run that diverges scores NaN on both, with diverged=True.
+    """
+    history = train(net, optimizer, data, iterations=iterations, batch_size=batch_size, eval_every=iterations, seed=seed, progress=False, verbose=False)
+    if history.stopped:
+        return {"val_accuracy": np.nan, "train_accuracy": np.nan, "diverged": True}
+    train_accuracy = net.accuracy(data.x_train[:train_samples], data.y_train[:train_samples])
+    return {"val_accuracy": history.final_val_accuracy, "train_accuracy": train_accuracy, "diverged": False}
+
+
+def sweep(setup, values, data, *, iterations, batch_size, seed=0, train_samples=2000) -> pd.DataFrame:
+    """``train_and_score`` of setup(value) -> (net, optimizer) for every value, one core per run.
+
+    One row per value: value, val_accuracy, train_accuracy, diverged. Every run
+    sees the same minibatches (``seed``).
+    """
+
+    def run(value):
+        return {"value": value, **train_and_score(*setup(value), data, iterations=iterations, batch_size=batch_size, seed=seed, train_samples=train_samples)}
+
+    return pd.DataFrame(run_in_parallel(run, values))
 
 
 def training_step(net, optimizer, x, y):

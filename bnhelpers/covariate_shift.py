@@ -103,8 +103,10 @@ def gradient_shift(net, x, y, lr) -> pd.DataFrame:
     ||G_k - G'_k||, relative = l2 / ||G_k||, cosine = cos(G_k, G'_k), where G'_k
     is the gradient after the SGD step of size lr on (x, y) of all layers before
     k. Runs in the network's current mode; parameters and buffers are restored.
+    Noise layers would draw new noise for the second gradient, so measure
+    networks without them.
     """
-    f, w = network_objective(net, x, y)
+    f, w, load = network_objective(net, x, y)
     params = net.parameters()
     start = np.cumsum([0] + [p.value.size for p in params])  # params[i] occupies w[start[i]:start[i + 1]]
     first = {}
@@ -126,5 +128,5 @@ def gradient_shift(net, x, y, lr) -> pd.DataFrame:
                 norms = float(np.linalg.norm(G) * np.linalg.norm(G2))
                 rows.append({"layer": number, "l2": l2, "relative": l2 / float(np.linalg.norm(G)), "cosine": float(G @ G2) / norms})
         finally:
-            f.load(w)
+            load(w)
     return pd.DataFrame(rows)

@@ -73,13 +73,14 @@ def along_gradient(f, w, step_sizes) -> AlongGradient:
 
 
 def network_objective(net, x, y):
-    """(f, w): the batch loss of ``net`` as a function of one flat parameter vector.
+    """(f, w, load): the batch loss of ``net`` as a function of one flat parameter vector.
 
     w: (P,) a copy of every parameter, concatenated in ``net.parameters()``
     order (first layer first). f(v) writes v into the parameters, runs forward
     and backward on (x, y) in the network's current mode and returns
-    (loss, flat gradient (P,)). The caller restores the parameters (write w
-    back with f's ``load`` attribute) and the BN buffers (Network.preserving_buffers).
+    (loss, flat gradient (P,)). load(v) only writes v into the parameters: the
+    caller restores them with load(w), and the BN buffers with
+    Network.preserving_buffers.
     """
     params = net.parameters()
     sizes = [p.value.size for p in params]
@@ -95,15 +96,14 @@ def network_objective(net, x, y):
         net.backward(dlogits)
         return loss, np.concatenate([p.grad.ravel() for p in params])
 
-    f.load = load
-    return f, np.concatenate([p.value.ravel() for p in params])
+    return f, np.concatenate([p.value.ravel() for p in params]), load
 
 
 def landscape_along_gradient(net, x, y, step_sizes) -> AlongGradient:
     """``along_gradient`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
-    f, w = network_objective(net, x, y)
+    f, w, load = network_objective(net, x, y)
     with net.preserving_buffers():
         try:
             return along_gradient(f, w, step_sizes)
         finally:
-            f.load(w)
+            load(w)

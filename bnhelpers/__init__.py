@@ -9,6 +9,8 @@ Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, train-mode
     accuracy, folding), experiments (with/without BN comparisons, repeats
     over seeds, sweeps).
+Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
+    landscape (loss and gradient change along the gradient).
 Data and plots: data (MNIST), plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
 """
@@ -29,6 +31,7 @@ from .conv import (
     maxpool2d_forward,
 )
 from .conventions import CONVENTIONS, Convention, conventions_table
+from .covariate_shift import ShiftTracker, add_noise_after_batchnorm, distribution_shift, gradient_shift, layer_input_moments
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .experiments import (
@@ -43,6 +46,7 @@ from .experiments import (
 )
 from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
 from .inference import batch_statistics_accuracy, fold_batchnorm, population_statistics, use_population_statistics
+from .landscape import AlongGradient, along_gradient, landscape_along_gradient, network_objective
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
     BatchNorm1d,
@@ -58,6 +62,7 @@ from .layers import (
     Linear,
     MaxPool2d,
     ReLU,
+    ShiftScaleNoise,
     Sigmoid,
     Tanh,
 )
@@ -65,21 +70,27 @@ from .losses import softmax_cross_entropy
 from .models import deep_net, mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
-from .probes import channel_statistics, probe, random_net_statistics, update_ratios
+from .probes import batch_noise, channel_statistics, probe, random_net_statistics, update_ratios
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .trainer import History, evaluate, train
 
 __all__ = [
-    "Adam", "BatchNorm1d", "BatchNorm2d", "BatchNormCache", "BatchRenorm1d", "BatchRenorm2d", "CONVENTIONS", "Conv2d", "Convention",
-    "DownloadError", "Dropout", "Flatten", "GroupNorm", "History", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
-    "MnistSplits", "Momentum", "Network", "RMSprop", "ReLU", "SGD", "Sigmoid", "Tanh",
-    "avgpool2d_backward", "avgpool2d_forward", "batchnorm_backward", "batchnorm_backward_fast",
-    "batch_statistics_accuracy", "batchnorm_fold", "batchnorm_forward", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "compare_with_and_without_bn", "conv2d_backward", "conv2d_forward", "conventions_table",
-    "deep_net", "download_mnist", "evaluate", "final_accuracy_over_seeds", "fold_batchnorm", "ghost_batchnorm_backward", "ghost_batchnorm_forward", "gradient_check", "groupnorm_backward", "groupnorm_forward",
-    "layernorm_backward", "layernorm_forward", "load_mnist", "maxpool2d_backward", "maxpool2d_forward",
-    "median_step_seconds", "mlp", "numerical_gradient", "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "renorm_limits", "rng", "run_in_parallel", "seed_offset", "small_cnn",
-    "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "sweep", "three_layer_net",
-    "train", "train_each", "train_over_seeds", "training_step", "update_ratios", "use_population_statistics",
+    "Adam", "add_noise_after_batchnorm", "along_gradient", "AlongGradient", "avgpool2d_backward", "avgpool2d_forward",
+    "batch_noise", "batch_statistics_accuracy", "BatchNorm1d", "BatchNorm2d", "batchnorm_backward",
+    "batchnorm_backward_fast", "batchnorm_fold", "batchnorm_forward", "BatchNormCache", "BatchRenorm1d",
+    "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics",
+    "compare_with_and_without_bn", "Conv2d", "conv2d_backward", "conv2d_forward", "Convention", "CONVENTIONS",
+    "conventions_table", "deep_net", "distribution_shift", "download_mnist", "DownloadError", "Dropout", "evaluate",
+    "final_accuracy_over_seeds", "Flatten", "fold_batchnorm", "ghost_batchnorm_backward", "ghost_batchnorm_forward",
+    "gradient_check", "gradient_shift", "GroupNorm", "groupnorm_backward", "groupnorm_forward", "History",
+    "landscape_along_gradient", "layer_input_moments", "LayerNorm", "layernorm_backward", "layernorm_forward",
+    "LeakyReLU", "Linear", "load_mnist", "MaxPool2d", "maxpool2d_backward", "maxpool2d_forward",
+    "median_step_seconds", "mlp", "MnistSplits", "Momentum", "Network", "network_objective", "numerical_gradient",
+    "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "ReLU", "renorm_limits",
+    "RMSprop", "rng", "run_in_parallel", "seed_offset", "SGD", "ShiftScaleNoise", "ShiftTracker", "Sigmoid",
+    "small_cnn", "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "sweep", "Tanh",
+    "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
+    "use_population_statistics",
 ]  # fmt: skip

@@ -82,7 +82,8 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
     examples:    training examples seen by every run: iterations = examples // batch_size,
                  batches drawn with row['seed'].
     measure(net, row): optional, a dict of extra results computed in the
-                 worker on the trained network (e.g. train-mode accuracy).
+                 worker on the trained network (e.g. train-mode accuracy);
+                 skipped, and left NaN, for a run that diverged.
     Returns the grid's columns plus 'iterations', 'accuracy' (final eval-mode
     validation accuracy), 'stopped' (None or why training diverged) and the
     measured columns. The runs go through run_in_parallel.
@@ -93,7 +94,8 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
         iterations = max(1, examples // row["batch_size"])
         history = train(net, make_optimizer(net.parameters(), row), data, iterations=iterations, batch_size=row["batch_size"], eval_every=iterations, seed=row["seed"], progress=progress, verbose=False)
         result = {**row, "iterations": iterations, "accuracy": history.final_val_accuracy, "stopped": history.stopped}
-        return {**result, **(measure(net, row) if measure else {})}
+        # A diverged network has nothing left to measure: its columns stay NaN.
+        return {**result, **(measure(net, row) if measure and history.stopped is None else {})}
 
     return pd.DataFrame(run_in_parallel(run, grid))
 

@@ -408,6 +408,41 @@ class Dropout(Layer):
         return f"Dropout({self.p})"
 
 
+class ShiftScaleNoise(Layer):
+    """The "noisy BN" of Santurkar et al. (2018): a random, time-varying shift and scale per feature.
+
+    In training, each forward pass draws new per-feature factors, the same for
+    every sample of the batch, so the distribution the next layer sees moves
+    at every step (x: (N, D)):
+
+        s ~ U(1 - scale, 1 + scale)   (D,)      m ~ U(-shift, shift)   (D,)
+        out = s * x + m                         dx = s * dout
+
+    E[s] = 1 and E[m] = 0, so eval mode is the identity. Placed after a BN
+    layer, it undoes BN's control of each layer's input mean and variance.
+    """
+
+    def __init__(self, shift=1.0, scale=0.5, *, rng):
+        super().__init__()
+        self.shift = check_positive("shift", shift)
+        self.scale = check_fraction("scale", scale)
+        self.rng = rng
+
+    def forward(self, x):
+        if not self.training:
+            self.s = None
+            return x
+        D = x.shape[1]
+        self.s = self.rng.uniform(1 - self.scale, 1 + self.scale, D).astype(x.dtype)
+        return x * self.s + self.rng.uniform(-self.shift, self.shift, D).astype(x.dtype)
+
+    def backward(self, dout):
+        return dout if self.s is None else dout * self.s
+
+    def __repr__(self):
+        return f"ShiftScaleNoise(shift={self.shift}, scale={self.scale})"
+
+
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 
 
@@ -434,6 +469,7 @@ __all__ = [
     "ReLU",
     "LeakyReLU",
     "Dropout",
+    "ShiftScaleNoise",
     "ACTIVATIONS",
     "make_activation",
 ]

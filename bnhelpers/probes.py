@@ -16,6 +16,9 @@ parameter changes (gradients are overwritten, as by any backward pass).
 
 ``update_ratios`` measures ||dW|| / ||W|| for one optimizer step, the classic
 check that a learning rate is sane (around 1e-3).
+
+``batch_noise`` measures how much one example's BN output depends on which
+other examples share its batch.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .layers import ACTIVATIONS, Conv2d, Linear, ReLU, Sigmoid, Tanh
+from .layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
 from .models import mlp
 from .seeding import rng
@@ -144,3 +147,37 @@ def channel_statistics(net, x) -> pd.DataFrame:
         means, stds = out.mean(axis=(0, 2, 3)), out.std(axis=(0, 2, 3))
         rows += [{"layer": i, "type": type(layer).__name__, "channel": c, "mean": float(m), "std": float(s)} for c, (m, s) in enumerate(zip(means, stds))]
     return pd.DataFrame(rows)
+
+
+def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0) -> np.ndarray:
+    """(L,) for every BatchNorm1d layer: how much an example's BN output moves with its batch-mates.
+
+    Each example x[e], e in ``examples``, is put into ``draws`` batches with
+    batch_size - 1 other rows of x drawn at random; a train-mode forward pass
+    gives its BN output o (D,) in each. Per layer the result is
+
+        mean over examples and units j of  std_draws(o_j) / std_batch(out_j)
+
+    where std_batch is the spread of unit j over the samples of a batch
+    (averaged over draws): the batch noise in units of the signal's own spread.
+    BN buffers are restored.
+    """
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be at least 2, got {batch_size}")
+    generator = rng(seed)
+    bn = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm1d)]
+    if not bn:
+        raise ValueError("net has no BatchNorm1d layer")
+    ratios = []
+    with net.preserving_buffers():
+        for e in examples:
+            others = np.delete(np.arange(len(x)), e)
+            outputs, spreads = [], []
+            for _ in range(draws):
+                idx = np.concatenate([[e], generator.choice(others, batch_size - 1, replace=False)])
+                net.forward(x[idx], record=True)
+                outputs.append([net.outputs[i][0] for i in bn])
+                spreads.append([net.outputs[i].std(axis=0) for i in bn])
+            outputs, spreads = np.array(outputs), np.array(spreads)  # (draws, L, D)
+            ratios.append((outputs.std(axis=0) / spreads.mean(axis=0)).mean(axis=1))
+    return np.mean(ratios, axis=0)

@@ -285,3 +285,12 @@ def test_sweep_trains_one_network_per_row_on_the_same_number_of_examples(tiny_im
     assert table["accuracy"].between(0, 1).all() and table["stopped"].isna().all()
     again = bh.sweep(lambda row: bh.small_cnn(norm=row["norm"], groups=2, channels=(2, 4), seed=0), lambda params, row: bh.SGD(params, lr=0.01 * row["batch_size"]), tiny_images, grid[:1], examples=32)
     assert again["accuracy"].iloc[0] == table["accuracy"].iloc[0]  # seeded: the same run gives the same result
+
+
+def test_sweep_flags_a_diverged_run_and_skips_its_measurement():
+    data = bh.load_mnist()
+    table = bh.sweep(lambda row: bh.deep_net(1.0, activation="relu", seed=0), lambda params, row: bh.SGD(params, lr=row["lr"]), data,
+                     [{"lr": 1e-9, "batch_size": 50, "seed": 0}, {"lr": 10.0, "batch_size": 50, "seed": 0}], examples=250,
+                     measure=lambda net, row: {"train_accuracy": net.accuracy(data.x_train[:500], data.y_train[:500])})
+    assert table["stopped"].isna().tolist() == [True, False]
+    assert 0 <= table["train_accuracy"][0] <= 1 and np.isnan(table["train_accuracy"][1])

@@ -1,0 +1,109 @@
+"""The loss landscape seen along the gradient: how far one gradient step can be trusted.
+
+Santurkar, Tsipras, Ilyas and Mądry (2018) explain BN's benefit by a smoother
+landscape. At parameters w with gradient g = ∇L(w) on a batch, they move
+along -g with step sizes η and measure
+
+    loss range              max_η L(w - ηg) - min_η L(w - ηg)     (how much the loss varies)
+    gradient predictiveness ||∇L(w - ηg) - ∇L(w)||                 (per η: how much the gradient changes)
+    effective β-smoothness  max_η ||∇L(w - ηg) - ∇L(w)|| / ||ηg||  (a local Lipschitz constant of ∇L)
+
+A small gradient change means the gradient at w predicts the gradient a step
+away, so larger steps are safe.
+
+``along_gradient(f, w, step_sizes)`` works on any ``f(w) -> (loss, gradient)``
+of a flat vector (the unit tests use a quadratic, where every quantity is known
+exactly); ``network_objective`` turns a network and a batch into such an f, and
+``landscape_along_gradient`` does both for a network and leaves it unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .losses import softmax_cross_entropy
+
+
+@dataclass
+class AlongGradient:
+    """What ``along_gradient`` measured.  K = number of step sizes.
+
+    step_sizes:  (K,)  the η.
+    loss:        float L(w);   losses: (K,) L(w - ηg).
+    grad_norm:   float ||g||;  grad_change: (K,) ||∇L(w - ηg) - g||.
+    """
+
+    step_sizes: np.ndarray
+    loss: float
+    losses: np.ndarray
+    grad_norm: float
+    grad_change: np.ndarray
+
+    @property
+    def loss_range(self) -> float:
+        """max - min of the loss over the step sizes (and η = 0)."""
+        values = np.append(self.losses, self.loss)
+        return float(values.max() - values.min())
+
+    @property
+    def beta_smoothness(self) -> float:
+        """max_η ||∇L(w - ηg) - g|| / (η ||g||)."""
+        return float(np.max(self.grad_change / (self.step_sizes * self.grad_norm)))
+
+
+def along_gradient(f, w, step_sizes) -> AlongGradient:
+    """Loss and gradient change at w - η∇L(w) for every η in ``step_sizes``.
+
+    f: callable, flat parameters (P,) -> (loss, gradient (P,)).
+    w: (P,) the point; not modified.
+    """
+    step_sizes = np.asarray(step_sizes, dtype=float)
+    if step_sizes.ndim != 1 or not step_sizes.size or not np.all(step_sizes > 0):
+        raise ValueError(f"step_sizes must be a non-empty 1-D array of positive numbers, got {step_sizes!r}")
+    loss, g = f(w)
+    g = g.copy()
+    losses, changes = [], []
+    for eta in step_sizes:
+        loss_eta, g_eta = f(w - w.dtype.type(eta) * g)
+        losses.append(loss_eta)
+        changes.append(np.linalg.norm(g_eta - g))
+    return AlongGradient(step_sizes, float(loss), np.array(losses), float(np.linalg.norm(g)), np.array(changes))
+
+
+def network_objective(net, x, y):
+    """(f, w, load): the batch loss of ``net`` as a function of one flat parameter vector.
+
+    w: (P,) a copy of every parameter, concatenated in ``net.parameters()``
+    order (first layer first). f(v) writes v into the parameters, runs forward
+    and backward on (x, y) in the network's current mode and returns
+    (loss, flat gradient (P,)). load(v) only writes v into the parameters: the
+    caller restores them with load(w), and the BN buffers with
+    Network.preserving_buffers.
+    """
+    params = net.parameters()
+    sizes = [p.value.size for p in params]
+    bounds = np.cumsum([0] + sizes)
+
+    def load(v):
+        for p, a, b in zip(params, bounds[:-1], bounds[1:]):
+            p.value[...] = v[a:b].reshape(p.value.shape)
+
+    def f(v):
+        load(v)
+        loss, dlogits = softmax_cross_entropy(net.forward(x), y)
+        net.backward(dlogits)
+        return loss, np.concatenate([p.grad.ravel() for p in params])
+
+    return f, np.concatenate([p.value.ravel() for p in params]), load
+
+
+def landscape_along_gradient(net, x, y, step_sizes) -> AlongGradient:
+    """``along_gradient`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
+    f, w, load = network_objective(net, x, y)
+    with net.preserving_buffers():
+        try:
+            return along_gradient(f, w, step_sizes)
+        finally:
+            load(w)

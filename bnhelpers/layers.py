@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .batchnorm import batchnorm_backward_fast, batchnorm_forward, read_bn_param
-from .checks import check_fraction, check_positive
+from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
+from .checks import check_count, check_fraction, check_positive
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .init import draw_weights
 from .layernorm import layernorm_backward, layernorm_forward
@@ -50,8 +50,11 @@ class Layer:
     def buffers(self) -> dict[str, np.ndarray]:
         return {}
 
+    def check_buffers(self, buffers: dict[str, np.ndarray], prefix: str = "") -> None:
+        """Raise ValueError naming the buffer (as prefix + name) if a value is outside its domain."""
+
     def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
-        """Replace the buffers; the caller has checked names and shapes."""
+        """Replace the buffers; the caller has checked names, shapes, dtypes and check_buffers."""
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -69,12 +72,16 @@ class Linear(Layer):
 
     def __init__(self, in_features, out_features, bias=True, *, rng, init="xavier", scale=None, dtype=np.float32):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = check_count("in_features", in_features)
+        self.out_features = check_count("out_features", out_features)
+        self.x = None  # the input of the last forward pass, for backward
         self.params["W"] = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
         if bias:
             self.params["b"] = np.zeros(out_features, dtype=dtype)
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy array of shape (N, {self.in_features}) for {self!r}, got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (N, {self.in_features}) for {self!r}, got {x.shape}")
         self.x = x
@@ -84,6 +91,11 @@ class Linear(Layer):
         return out
 
     def backward(self, dout):
+        if self.x is None:
+            raise RuntimeError(f"{self!r}: backward() needs a forward() first")
+        expected = (len(self.x), self.out_features)
+        if not isinstance(dout, np.ndarray) or dout.shape != expected:
+            raise ValueError(f"dout must have the shape of {self!r}'s last output {expected}, got {getattr(dout, 'shape', type(dout).__name__)}")
         self.grads["W"] = self.x.T @ dout
         if "b" in self.params:
             self.grads["b"] = dout.sum(axis=0)
@@ -157,12 +169,18 @@ class _BatchNormBase(Layer):
 
     The layer owns a ``bn_param`` dict and hands it to the functional forward,
     which updates the running statistics in it during training.
+
+    convention: the preset of bnhelpers.conventions ('house', 'pytorch', ...).
+    momentum:   in the convention's meaning; "preset" takes the convention's
+                default, None (pytorch only) is PyTorch's cumulative average.
+    eps:        None takes the convention's default.
     """
 
-    def __init__(self, num_features, *, convention="house", momentum=None, eps=None, dtype=np.float32):
+    def __init__(self, num_features, *, convention="house", momentum="preset", eps=None, dtype=np.float32):
         super().__init__()
+        num_features = check_count("num_features", num_features)
         self.bn_param = {"mode": "train", "convention": convention}
-        if momentum is not None:
+        if not (isinstance(momentum, str) and momentum == "preset"):
             self.bn_param["momentum"] = momentum
         if eps is not None:
             self.bn_param["eps"] = eps
@@ -174,7 +192,11 @@ class _BatchNormBase(Layer):
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
 
-    def _mode(self):
+    def _mode(self, x):
+        """bn_param for this pass; first checks that x has this layer's number of features."""
+        if isinstance(x, np.ndarray) and x.ndim >= 2 and x.shape[1] != self.num_features:
+            what = "features" if isinstance(self, BatchNorm1d) else "channels (axis 1)"
+            raise ValueError(f"x has {x.shape[1]} {what}, {self!r} expects {self.num_features}: got shape {x.shape}")
         self.bn_param["mode"] = "train" if self.training else "test"
         return self.bn_param
 
@@ -185,6 +207,11 @@ class _BatchNormBase(Layer):
             "running_var": p["running_var"],
             "num_batches_tracked": np.array(p["num_batches_tracked"], dtype=np.int64),
         }
+
+    def check_buffers(self, buffers, prefix=""):
+        check_running_stats(buffers["running_mean"], buffers["running_var"], f"{prefix}running_mean", f"{prefix}running_var")
+        if buffers["num_batches_tracked"] < 0:
+            raise ValueError(f"{prefix}num_batches_tracked must be a non-negative count, got {buffers['num_batches_tracked']}")
 
     def load_buffers(self, buffers):
         self.bn_param["running_mean"] = buffers["running_mean"].copy()
@@ -199,7 +226,7 @@ class BatchNorm1d(_BatchNormBase):
     """Batch normalization of (N, D) activations, one gamma and beta per feature."""
 
     def forward(self, x):
-        out, self.cache = batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode())
+        out, self.cache = batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode(x))
         return out
 
     def backward(self, dout):
@@ -211,7 +238,7 @@ class BatchNorm2d(_BatchNormBase):
     """Spatial batch normalization of (N, C, H, W) feature maps, one gamma and beta per channel."""
 
     def forward(self, x):
-        out, self.cache = spatial_batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode())
+        out, self.cache = spatial_batchnorm_forward(x, self.params["gamma"], self.params["beta"], self._mode(x))
         return out
 
     def backward(self, dout):
@@ -225,7 +252,7 @@ class LayerNorm(Layer):
     def __init__(self, num_features, *, eps=1e-5, dtype=np.float32):
         super().__init__()
         self.ln_param = {"eps": check_positive("eps", eps)}
-        self.num_features = num_features
+        self.num_features = check_count("num_features", num_features)
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
 

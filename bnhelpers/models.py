@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_count, check_fraction
 from .init import check_init
 from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
 from .network import Network
@@ -44,8 +45,14 @@ def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", dropout=
     init, scale:   weight scheme, see bnhelpers.init ('normal' needs scale).
     bn_options:    extra keyword arguments for BatchNorm1d (convention, momentum, eps).
     """
-    if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
-        raise ValueError(f"sizes must list at least the input and output widths as positive integers, got {sizes!r}")
+    if not isinstance(sizes, (tuple, list)) or len(sizes) < 2:
+        raise ValueError(f"sizes must list at least the input and output widths, got {sizes!r}")
+    for k, size in enumerate(sizes):
+        check_count(f"sizes[{k}]", size)
+    if dropout:
+        check_fraction("dropout", dropout)
+        if dropout == 1.0:
+            raise ValueError("dropout must be below 1 (dropout=1 drops every unit)")
     if norm not in NORMS:
         raise ValueError(f"norm must be None, 'batch' or 'layer', got {norm!r}")
     if norm_position not in POSITIONS:

@@ -55,6 +55,7 @@ class Network:
         self.mode = "train"
         self.outputs: list[np.ndarray] = []
         self.output_grads: list[np.ndarray] = []
+        self.output_shape = None  # of the last forward pass: what backward's dout must match
 
     # --- running ---------------------------------------------------------------------
 
@@ -71,6 +72,7 @@ class Network:
             x = layer.forward(x)
             if record:
                 self.outputs.append(x)
+        self.output_shape = x.shape
         return x
 
     def backward(self, dout, record=False):
@@ -79,6 +81,10 @@ class Network:
         The gradient with respect to the network's input is not computed (see
         Layer.needs_input_grad); returns None.
         """
+        if self.output_shape is None:
+            raise RuntimeError("backward() needs a forward() first: it propagates the gradient of that pass's output")
+        if not isinstance(dout, np.ndarray) or dout.shape != self.output_shape:
+            raise ValueError(f"dout must have the shape of the last forward output {self.output_shape}, got {getattr(dout, 'shape', type(dout).__name__)}")
         self.output_grads = []
         for layer in reversed(self.layers):
             if record:
@@ -93,6 +99,9 @@ class Network:
 
     def predict(self, x, batch_size=2000):
         """Eval-mode logits, computed in chunks; the network's mode is restored afterwards."""
+        self.check_input(x)
+        if len(x) == 0:
+            raise ValueError(f"x holds no samples (shape {x.shape}): there is nothing to predict")
         previous = self.mode
         self.set_mode("eval")
         try:

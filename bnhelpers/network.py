@@ -170,27 +170,50 @@ class Network:
     def load(self, path) -> "Network":
         """Load a checkpoint saved by ``save`` from a network of the same architecture.
 
-        Strict: missing, unexpected or wrongly shaped entries raise ValueError
-        naming them, and nothing is changed unless every entry fits.
+        All or nothing: names and shapes are checked from the file's headers
+        before any data is read, then every entry's dtype and values (finite;
+        a BN running variance non-negative, its batch count a non-negative
+        integer); any problem raises ValueError naming the entries, and the
+        network is changed only once every entry fits.
         """
-        arrays = load_arrays(path)
-        expected = self.state()
-        problems = []
-        missing = sorted(expected.keys() - arrays.keys())
-        extra = sorted(arrays.keys() - expected.keys())
-        if missing:
-            problems.append(f"missing entries {missing}")
-        if extra:
-            problems.append(f"unexpected entries {extra}")
-        for name in sorted(expected.keys() & arrays.keys()):
-            if arrays[name].shape != expected[name].shape:
-                problems.append(f"{name} has shape {arrays[name].shape}, the network expects {expected[name].shape}")
+        current = self.state()
+        arrays = load_arrays(path, shapes={name: value.shape for name, value in current.items()})
+        problems, values = [], {}
+        for name, value in current.items():
+            try:
+                values[name] = _converted_entry(name, arrays[name], value.dtype)
+            except ValueError as e:
+                problems.append(str(e))
+        for i, layer in enumerate(self.layers):
+            names = [f"{i}.{key}" for key in layer.buffers()]
+            if names and all(name in values for name in names):
+                try:
+                    layer.check_buffers({name.split(".", 1)[1]: values[name] for name in names}, prefix=f"{i}.")
+                except ValueError as e:
+                    problems.append(str(e))
         if problems:
-            raise ValueError(f"checkpoint {path} does not fit this network: " + "; ".join(problems))
+            raise ValueError(f"checkpoint {path} was not loaded (the network is unchanged): " + "; ".join(problems))
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
-                value[...] = arrays[f"{i}.{key}"]  # in place: optimizers hold these arrays
+                value[...] = values[f"{i}.{key}"]  # in place: optimizers hold these arrays
             buffers = layer.buffers()
             if buffers:
-                layer.load_buffers({k: arrays[f"{i}.{k}"].astype(v.dtype) for k, v in buffers.items()})
+                layer.load_buffers({k: values[f"{i}.{k}"] for k in buffers})
         return self
+
+
+def _converted_entry(name, array, dtype) -> np.ndarray:
+    """A checkpoint entry as ``dtype``: floats must be finite floats, counters integers."""
+    if dtype.kind == "f":
+        if array.dtype.kind != "f":
+            raise ValueError(f"{name} must hold real floating-point values, found dtype {array.dtype}")
+        with np.errstate(over="ignore"):  # float64 beyond the float32 range becomes inf, caught next
+            converted = array.astype(dtype)
+        if not np.isfinite(converted).all():
+            raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
+        return converted
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold an integer, found dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.max(initial=0) > np.iinfo(dtype).max:
+        raise ValueError(f"{name} holds {array.max()}, more than {dtype} can")
+    return array.astype(dtype)

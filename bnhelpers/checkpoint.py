@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import replacing
+from .files import read_into, replacing
 
 FORMAT_KEY = "__format__"
 FORMAT = "bnhelpers-checkpoint-v1"
 NPY_SUFFIX = ".npy"
-CHUNK_BYTES = 1 << 20
 # Everything zipfile and the .npy header reader raise for a damaged or exotic
 # entry: bad CRC, broken deflate data, truncation, an unsupported compression
 # method (deflate64: NotImplementedError), encryption (RuntimeError).
@@ -141,17 +140,12 @@ class _EntryReader:
             raise self._error(f"is {self.nbytes:,} bytes, more than the {max_bytes:,} expected")
         shape = self.shape[::-1] if self.fortran_order else self.shape
         array = np.empty(shape, dtype=self.dtype)
-        buffer = array.reshape(-1).view(np.uint8)
         try:
             with self._open() as stream:
                 stream.read(self.header_bytes)
-                filled = 0
-                while filled < self.nbytes:
-                    chunk = stream.read(min(CHUNK_BYTES, self.nbytes - filled))
-                    if not chunk:
-                        raise EOFError(f"data ends after {filled:,} of {self.nbytes:,} bytes")
-                    buffer[filled : filled + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-                    filled += len(chunk)
+                filled = read_into(stream, array)
+                if filled < self.nbytes:
+                    raise EOFError(f"data ends after {filled:,} of {self.nbytes:,} bytes")
                 stream.read(1)  # at the entry's end: zipfile checks its CRC here
         except ENTRY_ERRORS as e:
             raise self._error(f"cannot be read: {e}") from e

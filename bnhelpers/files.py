@@ -1,4 +1,6 @@
-"""Replacing a file safely: write a private temporary file next to it, rename it over the target when complete.
+"""Files written and read safely.
+
+Replacing a file: write a private temporary file next to it, rename it over the target when complete.
 
     with replacing(path) as f:      # f: a new, empty binary file ("w+b")
         f.write(...)                # on a normal exit: flushed, fsync'ed, renamed over path
@@ -13,6 +15,10 @@
   writer's leftovers), and never those of a writer still running.
 * The new file gets the permissions the umask gives any new file, or, when
   it replaces a file, that file's permissions.
+
+Reading an array: ``read_into(stream, array)`` fills a new array straight
+from a stream, so that reading n declared bytes takes n bytes of memory,
+not twice that, and never more than declared.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
+
+CHUNK_BYTES = 1 << 20
 
 
 def temporary_name(path: Path, suffix: str) -> Path:
@@ -81,3 +91,20 @@ def replacing(path, suffix=".tmp"):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_into(stream, array: np.ndarray) -> int:
+    """Fill the bytes of the C-contiguous ``array`` from ``stream``, in chunks.
+
+    Returns the number of bytes read: array.nbytes, or fewer if the stream
+    ended first.
+    """
+    buffer = array.reshape(-1).view(np.uint8)
+    filled = 0
+    while filled < len(buffer):
+        chunk = stream.read(min(CHUNK_BYTES, len(buffer) - filled))
+        if not chunk:
+            break
+        buffer[filled : filled + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        filled += len(chunk)
+    return filled

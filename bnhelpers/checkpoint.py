@@ -45,9 +45,9 @@ def save_arrays(path, arrays: dict[str, np.ndarray]) -> Path:
 def load_arrays(path, shapes: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
     """Read a checkpoint written by ``save_arrays``: {name: array}.
 
-    shapes: optional {name: shape}. The checkpoint must then hold exactly these
-            entries with these shapes, which is checked from the entry headers
-            before any data is read.
+    shapes: optional {name: shape}, what the network loading it expects. The
+            checkpoint must then hold exactly these entries with these shapes,
+            which is checked from the entry headers before any data is read.
 
     Raises FileNotFoundError or IsADirectoryError for a path that is not a
     file, and ValueError naming the file (and the entry) for anything else:
@@ -89,9 +89,9 @@ def _check_shapes(path, found: dict, expected: dict) -> None:
         problems.append(f"unexpected entries {extra}")
     for name in sorted(expected.keys() & found.keys()):
         if found[name] != tuple(expected[name]):
-            problems.append(f"{name} has shape {found[name]}, expected {tuple(expected[name])}")
+            problems.append(f"{name} has shape {found[name]}, the network expects {tuple(expected[name])}")
     if problems:
-        raise ValueError(f"checkpoint {path} does not fit: " + "; ".join(problems))
+        raise ValueError(f"checkpoint {path} does not fit this network: " + "; ".join(problems))
 
 
 class _EntryReader:

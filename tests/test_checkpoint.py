@@ -63,7 +63,7 @@ def test_strict_load_names_extra_and_misshaped_entries(trained, tmp_path):
     net, _ = trained
     net.save(tmp_path / "model.npz")
     narrower = mlp((20, 16, 8, 3), norm="batch", dropout=0.1)
-    with pytest.raises(ValueError, match=r"4.W has shape \(16, 16\), expected \(16, 8\)"):
+    with pytest.raises(ValueError, match=r"4.W has shape \(16, 16\), the network expects \(16, 8\)"):
         narrower.load(tmp_path / "model.npz")
     shallower = mlp((20, 16, 3), norm="batch", dropout=0.1)
     with pytest.raises(ValueError, match=r"unexpected entries \['5.beta'"):
@@ -275,7 +275,7 @@ DECLARES_8_TB = r"entry 'payload' has a header that declares float64 of shape \(
 @pytest.mark.parametrize(
     "bomb, call, complaint",
     [
-        ("inflating", LOAD_INTO_THE_NETWORK, r"unexpected entries \['payload'\]; 0.W has shape \(25165824,\), expected \(20, 16\)"),
+        ("inflating", LOAD_INTO_THE_NETWORK, r"unexpected entries \['payload'\]; 0.W has shape \(25165824,\), the network expects \(20, 16\)"),
         ("declared", "load_arrays({path!r})", DECLARES_8_TB),
         ("declared", LOAD_INTO_THE_NETWORK, DECLARES_8_TB),
     ],

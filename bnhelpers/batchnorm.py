@@ -146,14 +146,18 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 
     if train:
         mean = batch_sum(x) / N
-        _check_train_values(mean, gamma, beta, s)
+        # Before x - mean, where NaN or inf in x would warn; the mean is finite iff x is.
+        _check_finite_pair("x", mean, "gamma", gamma)
+        _check_finite_pair("bn_param['running_mean']", s.running_mean, "bn_param['running_var']", s.running_var)
     else:
         mean = s.running_mean.astype(x.dtype, copy=False)
     xc = x - mean
     if train:
         var = np.einsum("nd,nd->d", xc, xc) / N
-        if not np.isfinite(var).all():
-            raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+        if not math.isfinite(np.vdot(var, beta)):  # var and beta with one product, as in _check_finite_pair
+            if not np.isfinite(var).all():
+                raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+            check_finite("beta", beta)
     else:
         var = s.running_var.astype(x.dtype, copy=False)
     std = np.sqrt(var + s.eps)
@@ -186,24 +190,19 @@ def _check_test_values(x, gamma, beta, s: _Settings) -> None:
     check_running_stats(s.running_mean, s.running_var, "bn_param['running_mean']", "bn_param['running_var']")
 
 
-def _check_train_values(mean, gamma, beta, s: _Settings) -> None:
-    """Raise NonFiniteError naming whichever of x, gamma, beta, the running statistics holds NaN or inf.
+def _check_finite_pair(name_a, a, name_b, b) -> None:
+    """Raise NonFiniteError naming a or b if either (D,) vector holds NaN or infinity.
 
-    The fast test is one number: a dot product is NaN or infinite as soon as
-    either vector holds NaN or infinity, so three of them cover the five (D,)
-    vectors (the batch mean is finite iff x is) for about the cost of one
-    isfinite scan. Only if that number is not finite (or its products just
-    overflowed, which takes values beyond about 1e19 in float32) are the
-    vectors looked at one by one. The running variance's sign matters only in
-    test mode, where it is checked.
+    The fast test is one dot product, which is NaN or infinite as soon as
+    either vector is: two vectors for less than the cost of one isfinite
+    scan. Only if it fails (or its products merely overflowed, which takes
+    values beyond about 1e19 in float32) are the vectors scanned. np.vdot,
+    unlike @, does not warn about the NaN or overflow it runs into. The
+    running variance's sign matters only in test mode, where it is checked.
     """
-    if math.isfinite(float(mean @ gamma) + float(beta @ s.running_mean) + float(mean @ s.running_var)):
-        return
-    check_finite("x", mean)
-    check_finite("gamma", gamma)
-    check_finite("beta", beta)
-    check_finite("bn_param['running_mean']", s.running_mean)
-    check_finite("bn_param['running_var']", s.running_var)
+    if not math.isfinite(np.vdot(a, b)):
+        check_finite(name_a, a)
+        check_finite(name_b, b)
 
 
 def _check_backward_args(dout, cache) -> np.ndarray:

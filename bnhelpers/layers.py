@@ -6,7 +6,8 @@ Each layer has
 * ``params``: name -> trainable array, updated in place by the optimizers;
 * ``grads``: name -> gradient of the loss, same shapes, set by ``backward``;
 * ``buffers()``: non-trainable state that a checkpoint must keep (BN running
-  statistics), and ``load_buffers``;
+  statistics), ``check_buffers`` (the values a checkpoint may hold for them)
+  and ``load_buffers``;
 * ``training``: True in train mode, False in eval mode (``Network.train()`` /
   ``Network.eval()`` set it for every layer).
 

@@ -21,11 +21,12 @@ Two backward passes share one cache:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-from .checks import NonFiniteError, check_finite, check_float_array, check_fraction, check_mode, check_positive, check_vector
+from .checks import NonFiniteError, check_finite, check_float_array, check_fraction, check_mode, check_positive, check_vector, listed
 from .conventions import Convention, get_convention, initial_running_stats
 
 BN_PARAM_KEYS = frozenset(("mode", "eps", "momentum", "running_mean", "running_var", "convention", "num_batches_tracked"))
@@ -83,7 +84,7 @@ def read_bn_param(bn_param, D: int, dtype) -> _Settings:
         raise TypeError(f"bn_param must be a dict, got {type(bn_param).__name__}")
     unknown = bn_param.keys() - BN_PARAM_KEYS
     if unknown:
-        raise ValueError(f"bn_param has unknown keys {sorted(unknown)}; allowed keys are {sorted(BN_PARAM_KEYS)}")
+        raise ValueError(f"bn_param has unknown keys {listed(unknown)}; allowed keys are {listed(BN_PARAM_KEYS)}")
     if "mode" not in bn_param:
         raise ValueError("bn_param['mode'] is required: 'train' or 'test'")
     mode = check_mode(bn_param["mode"])
@@ -125,6 +126,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         'num_batches_tracked'  training batches seen so far.
 
     Returns (out, cache): out is (N, D) in the dtype of x.
+    NaN or infinity in x, gamma, beta or the running statistics raises a
+    ValueError naming it (in test mode also a negative running_var).
     On any error nothing in bn_param is changed.
     """
     x = check_float_array("x", x, ndim=2)
@@ -136,22 +139,25 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     if train and N < 2:
         raise ValueError(f"expected more than 1 value per feature when training, got x of shape {x.shape}")
     if not train:
-        check_finite("x", x)
+        _check_test_values(x, gamma, beta, s)
     # Parameters follow the data's dtype so that float32 in gives float32 out.
     gamma = gamma.astype(x.dtype, copy=False)
     beta = beta.astype(x.dtype, copy=False)
 
     if train:
         mean = batch_sum(x) / N
-        if not np.isfinite(mean).all():  # a (D,) check instead of scanning all of x
-            raise NonFiniteError("x contains NaN or infinite values")
+        # Before x - mean, where NaN or inf in x would warn; the mean is finite iff x is.
+        _check_finite_pair("x", mean, "gamma", gamma)
+        _check_finite_pair("bn_param['running_mean']", s.running_mean, "bn_param['running_var']", s.running_var)
     else:
         mean = s.running_mean.astype(x.dtype, copy=False)
     xc = x - mean
     if train:
         var = np.einsum("nd,nd->d", xc, xc) / N
-        if not np.isfinite(var).all():
-            raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+        if not math.isfinite(np.vdot(var, beta)):  # var and beta with one product, as in _check_finite_pair
+            if not np.isfinite(var).all():
+                raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+            check_finite("beta", beta)
     else:
         var = s.running_var.astype(x.dtype, copy=False)
     std = np.sqrt(var + s.eps)
@@ -167,6 +173,36 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         )
         bn_param["num_batches_tracked"] = tracked
     return out, BatchNormCache(s.mode, x, mean, std, inv_std, x_hat, gamma)
+
+
+def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var") -> None:
+    """Running statistics must be finite, and the variance non-negative (sqrt(var + eps) needs it)."""
+    check_finite(mean_name, running_mean)
+    check_finite(var_name, running_var)
+    if (running_var < 0).any():
+        raise ValueError(f"{var_name} must be non-negative (it is a variance), got minimum {running_var.min()}")
+
+
+def _check_test_values(x, gamma, beta, s: _Settings) -> None:
+    check_finite("x", x)
+    check_finite("gamma", gamma)
+    check_finite("beta", beta)
+    check_running_stats(s.running_mean, s.running_var, "bn_param['running_mean']", "bn_param['running_var']")
+
+
+def _check_finite_pair(name_a, a, name_b, b) -> None:
+    """Raise NonFiniteError naming a or b if either (D,) vector holds NaN or infinity.
+
+    The fast test is one dot product, which is NaN or infinite as soon as
+    either vector is: two vectors for less than the cost of one isfinite
+    scan. Only if it fails (or its products merely overflowed, which takes
+    values beyond about 1e19 in float32) are the vectors scanned. np.vdot,
+    unlike @, does not warn about the NaN or overflow it runs into. The
+    running variance's sign matters only in test mode, where it is checked.
+    """
+    if not math.isfinite(np.vdot(a, b)):
+        check_finite(name_a, a)
+        check_finite(name_b, b)
 
 
 def _check_backward_args(dout, cache) -> np.ndarray:
@@ -283,6 +319,10 @@ def batchnorm_fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
         check_vector("b", b, D, what="output feature")
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
         check_vector(name, v, D, what="output feature of W")
+    for name, v in (("W", W), ("b", b), ("gamma", gamma), ("beta", beta)):
+        if v is not None:
+            check_finite(name, v)
+    check_running_stats(running_mean, running_var)
     eps = check_positive("eps", eps)
     scale = gamma / np.sqrt(running_var + eps)
     bias = np.zeros(D, dtype=W.dtype) if b is None else b

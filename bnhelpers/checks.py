@@ -72,6 +72,15 @@ def check_positive(name: str, value) -> float:
     return float(value)
 
 
+def check_count(name: str, value) -> int:
+    """A positive integer (numbers of features, layer widths)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_fraction(name: str, value) -> float:
     """A real number in the closed interval [0, 1] (momentum, decay)."""
     if not _is_real(value):
@@ -79,3 +88,16 @@ def check_fraction(name: str, value) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return float(value)
+
+
+def check_below_one(name: str, value) -> float:
+    """A real number in [0, 1) (decay rates that are raised to the power of the step)."""
+    value = check_fraction(name, value)
+    if value == 1.0:
+        raise ValueError(f"{name} must be below 1, got {value!r}")
+    return value
+
+
+def listed(keys) -> str:
+    """Keys of any types as a sorted list for a message, e.g. "['eps', 3]" (mixed types cannot be sorted, their reprs can)."""
+    return "[" + ", ".join(sorted(repr(k) for k in keys)) + "]"

@@ -98,7 +98,7 @@ CONVENTIONS: dict[str, Convention] = {
 
 def get_convention(name) -> Convention:
     """Look up a preset by name; raise ValueError listing the known ones."""
-    if name not in CONVENTIONS:
+    if not isinstance(name, str) or name not in CONVENTIONS:
         known = ", ".join(repr(k) for k in CONVENTIONS)
         raise ValueError(f"bn_param['convention'] must be one of {known}, got {name!r}")
     return CONVENTIONS[name]

@@ -11,6 +11,12 @@ load_mnist() looks for data in this order and uses the first it finds:
 
 download_mnist() fetches the four files from known mirrors and checks their
 SHA-256; read_idx() reads one IDX file.
+
+Hostile or broken files and servers are expected: read_idx() checks an IDX
+header's declared size before it allocates anything and then reads exactly
+that much, so its memory is bounded by the declared size; downloads are
+capped at the published file sizes and by a deadline per file, and several
+download_mnist() calls may share a folder (see download_mnist).
 """
 
 import gzip
@@ -18,6 +24,8 @@ import hashlib
 import io
 import os
 import struct
+import tempfile
+import time
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -28,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .checks import check_positive
+from .files import read_into, replacing
 from .progress import PROGRESS_ENV, progress_enabled
 
 __all__ = ["MnistSplits", "DownloadError", "read_idx", "load_mnist", "download_mnist"]
@@ -66,10 +76,8 @@ MIRRORS = {
     ),
 }
 
-# SHA-256 of each .gz file as TensorFlow Datasets publishes them
-# (tensorflow_datasets/url_checksums/mnist.txt and fashion_mnist.txt), where
-# the sizes are listed too: MNIST 9,912,422 / 28,881 / 1,648,877 / 4,542 bytes,
-# Fashion-MNIST 26,421,880 / 29,515 / 4,422,102 / 5,148 bytes.
+# SHA-256 and size of each .gz file as TensorFlow Datasets publishes them
+# (tensorflow_datasets/url_checksums/mnist.txt and fashion_mnist.txt).
 CHECKSUMS = {
     "mnist": {
         "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
@@ -85,6 +93,23 @@ CHECKSUMS = {
     },
 }
 
+SIZES = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": 9_912_422,
+        "train-labels-idx1-ubyte.gz": 28_881,
+        "t10k-images-idx3-ubyte.gz": 1_648_877,
+        "t10k-labels-idx1-ubyte.gz": 4_542,
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": 26_421_880,
+        "train-labels-idx1-ubyte.gz": 29_515,
+        "t10k-images-idx3-ubyte.gz": 4_422_102,
+        "t10k-labels-idx1-ubyte.gz": 5_148,
+    },
+}
+# A download with other checksums (another copy, a test) is capped at the largest published size.
+LARGEST_SIZE = max(size for sizes in SIZES.values() for size in sizes.values())
+
 # IDX type codes and the big-endian numpy types they stand for.
 IDX_DTYPES = {
     0x08: np.dtype("u1"),
@@ -96,6 +121,9 @@ IDX_DTYPES = {
 }
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 16
+# Deflate cannot expand data more than 1032-fold, so a gzip file of n bytes
+# cannot hold more than this many times n: a larger declaration is a lie.
+MAX_INFLATION = 1032
 
 
 # --------------------------------------------------------------------------
@@ -115,21 +143,32 @@ def read_idx(path):
 
     Returns a new, writeable array of shape (size_1, ..., size_d) in the
     machine's byte order. Raises ValueError naming the file if the file is
-    not a complete, well-formed IDX file.
+    not a complete, well-formed IDX file. The file is streamed: the header
+    first, then exactly the declared data (which must fit in the file, or in
+    what its gzip data can inflate to), so memory never exceeds the declared
+    size, whatever the file holds after it.
     """
     path = Path(path)
-    data = path.read_bytes()
-    if data[:2] == GZIP_MAGIC:
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        file_bytes = os.fstat(raw.fileno()).st_size
+        if not compressed:
+            return _read_idx_stream(raw, path, file_bytes, compressed)
         try:
-            data = gzip.decompress(data)
+            with gzip.GzipFile(fileobj=raw) as stream:
+                return _read_idx_stream(stream, path, file_bytes, compressed)
         except (OSError, EOFError, zlib.error) as err:
             raise ValueError(f"{path}: damaged gzip data ({err})") from err
 
-    if len(data) < 4:
-        raise ValueError(f"{path}: too short for an IDX file ({len(data)} bytes, the header alone needs 4+)")
-    if data[:2] != b"\x00\x00":
+
+def _read_idx_stream(stream, path, file_bytes, compressed):
+    head = stream.read(4)
+    if len(head) < 4:
+        raise ValueError(f"{path}: too short for an IDX file ({len(head)} bytes, the header alone needs 4+)")
+    if head[:2] != b"\x00\x00":
         raise ValueError(f"{path}: not an IDX file (it must start with two zero bytes)")
-    code, ndim = data[2], data[3]
+    code, ndim = head[2], head[3]
     if code not in IDX_DTYPES:
         known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
         raise ValueError(f"{path}: unknown IDX type code 0x{code:02X} (known: {known})")
@@ -137,19 +176,31 @@ def read_idx(path):
         raise ValueError(f"{path}: the header declares 0 dimensions; IDX data needs at least 1")
 
     header_bytes = 4 + 4 * ndim
-    if len(data) < header_bytes:
-        raise ValueError(f"{path}: truncated header ({len(data)} bytes, {header_bytes} needed)")
-    shape = struct.unpack(f">{ndim}I", data[4:header_bytes])
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise ValueError(f"{path}: truncated header ({4 + len(sizes)} bytes, {header_bytes} needed)")
+    shape = struct.unpack(f">{ndim}I", sizes)
     dtype = IDX_DTYPES[code]
     expected = prod(shape) * dtype.itemsize
-    found = len(data) - header_bytes
-    if found < expected:
-        raise ValueError(f"{path}: truncated: {found:,} data bytes, {expected:,} expected for shape {shape}")
-    if found > expected:
-        raise ValueError(f"{path}: {found - expected:,} trailing bytes after the {expected:,} that shape {shape} needs")
-    array = np.frombuffer(data, dtype=dtype, count=prod(shape), offset=header_bytes)
-    # astype copies, which also makes the array writeable (frombuffer's is not).
-    return array.reshape(shape).astype(dtype.newbyteorder("="))
+    # Checked before anything is allocated.
+    if compressed and expected > MAX_INFLATION * file_bytes:
+        raise ValueError(
+            f"{path}: the header declares {expected:,} data bytes for shape {shape}, more than "
+            f"{file_bytes:,} bytes of gzip data can hold"
+        )
+    if not compressed and file_bytes - header_bytes < expected:
+        raise ValueError(f"{path}: truncated: {file_bytes - header_bytes:,} data bytes, {expected:,} expected for shape {shape}")
+    if not compressed and file_bytes - header_bytes > expected:
+        raise ValueError(f"{path}: {file_bytes - header_bytes - expected:,} trailing bytes after the {expected:,} that shape {shape} needs")
+
+    array = np.empty(shape, dtype=dtype)
+    filled = read_into(stream, array)
+    if filled < expected:
+        raise ValueError(f"{path}: truncated: {filled:,} data bytes, {expected:,} expected for shape {shape}")
+    if stream.read(1):
+        raise ValueError(f"{path}: trailing bytes after the {expected:,} that shape {shape} needs")
+    # In place (no second copy): big-endian file order to the machine's.
+    return array.byteswap(inplace=True).view(dtype.newbyteorder("=")) if not dtype.isnative else array
 
 
 # --------------------------------------------------------------------------
@@ -273,6 +324,13 @@ def _missing_files_message(folder, origin, found, dataset):
 def _load_idx_folder(found, folder, dataset, seed, flatten):
     train_images, train_labels = _read_images_and_labels(found[TRAIN_IMAGES], found[TRAIN_LABELS])
     test_images, test_labels = _read_images_and_labels(found[TEST_IMAGES], found[TEST_LABELS])
+    if len(train_labels) < VALIDATION_SHARE:
+        raise ValueError(
+            f"{found[TRAIN_IMAGES]} holds {len(train_labels):,} images; at least {VALIDATION_SHARE} are needed, "
+            f"since one in {VALIDATION_SHARE} is set aside for validation"
+        )
+    if len(test_labels) == 0:
+        raise ValueError(f"{found[TEST_IMAGES]} holds no images; the test split needs at least one")
     train, val = _stratified_split(train_labels, len(train_labels) // VALIDATION_SHARE, seed)
     files = ", ".join(path.name for path in found.values())
     return MnistSplits(
@@ -383,7 +441,7 @@ class DownloadError(RuntimeError):
         self.folder = folder
 
 
-def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, progress=True, timeout=30.0):
+def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, progress=True, timeout=30.0, deadline=600.0):
     """Fetch the four .gz IDX files of MNIST (or Fashion-MNIST) into `root`.
 
     root:      target folder, created if needed; default the repository's
@@ -396,17 +454,24 @@ def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, 
     progress:  show a progress bar per file; $BNHELPERS_PROGRESS=0 turns it
                off too.
     timeout:   seconds to wait on a silent connection before giving up on it.
+    deadline:  seconds a mirror gets for a whole file, however it trickles.
 
     A file already in root whose SHA-256 matches is not fetched again. Each
-    other file is streamed to <name>.part in root, and moved into place only
-    once its SHA-256 matches; on any failure (HTTP error, refused connection,
-    timeout, short read, wrong checksum) the .part file is deleted and the next
-    mirror is tried. An existing file is therefore never replaced by anything
-    but a verified one.
+    other file is streamed into a new temporary file of its own in root
+    (created exclusively, so a file or symlink planted there is never
+    followed), at most the file's published size (SIZES; the largest of them
+    for other checksums); its SHA-256 is computed from what was written to
+    disk, and only a match is renamed into place. On any failure (HTTP error,
+    refused connection, timeout, deadline, oversized or short body, wrong
+    checksum) the temporary file is deleted and the next mirror is tried. An
+    existing file is therefore never replaced by anything but a verified one,
+    and several calls (threads or processes) may download into the same
+    folder at once: each ends with verified files.
 
     Returns the paths of the four files. Raises DownloadError (a RuntimeError)
     naming every file no mirror could provide, the folder to put it in by
-    hand, its expected SHA-256 and each mirror's failure.
+    hand, its expected SHA-256, each mirror's failure and any damaged copy
+    left in place; or, before any request, if the folder is not writable.
     """
     if dataset not in DATASET_NAMES:
         raise ValueError(f"dataset must be one of {sorted(DATASET_NAMES)}, not {dataset!r}")
@@ -420,76 +485,111 @@ def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, 
     names = [f"{name}.gz" for name in IDX_FILES]
     if any(name not in checksums for name in names):
         raise ValueError(f"checksums must give a SHA-256 for each of {names}")
+    timeout = check_positive("timeout", timeout)
+    deadline = check_positive("deadline", deadline)
     show_progress = progress_enabled(progress)
 
     folder.mkdir(parents=True, exist_ok=True)
-    failures = {}
+    damaged = {}  # name: SHA-256 of a copy in root that does not verify
     for name in names:
-        target = folder / name
-        if target.is_file() and _sha256_of_file(target) == checksums[name]:
-            continue
-        reasons = _download_from_mirrors(name, folder, mirrors, checksums[name], show_progress, timeout)
+        if (folder / name).is_file():
+            digest = _sha256_of_file(folder / name)
+            if digest != checksums[name]:
+                damaged[name] = digest
+    needed = [name for name in names if not (folder / name).is_file() or name in damaged]
+    if needed:
+        _check_writable(folder, needed, dataset)
+    failures = {}
+    for name in needed:
+        published = checksums[name] == CHECKSUMS[dataset][name]
+        limit = SIZES[dataset][name] if published else LARGEST_SIZE
+        reasons = _download_from_mirrors(name, folder, mirrors, checksums[name], limit, show_progress, timeout, deadline)
         if reasons:
+            if name in damaged:
+                reasons.append(f"the copy already in {folder} (SHA-256 {damaged[name]}) is damaged or another version; it was left as it is")
             failures[name] = reasons
     if failures:
         raise DownloadError(_download_failure_message(failures, folder, checksums, dataset), list(failures), folder)
     return [folder / name for name in names]
 
 
-def _download_from_mirrors(name, folder, mirrors, expected_sha256, show_progress, timeout):
+def _check_writable(folder, needed, dataset):
+    """Fail before any request if no file can be created in folder."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise DownloadError(
+            f"Cannot write into {folder} ({err}), so nothing was downloaded. Pass root= a writable folder "
+            f"(and load_mnist(root=...) the same), or make this one writable.",
+            needed,
+            folder,
+        ) from err
+
+
+def _download_from_mirrors(name, folder, mirrors, expected_sha256, limit, show_progress, timeout, deadline):
     """Try each mirror until one gives a verified copy of `name`.
 
     Returns [] on success, else one 'url: reason' line per mirror.
     """
     reasons = []
-    part = folder / f"{name}.part"
     for mirror in mirrors:
         url = mirror if mirror.endswith("/") else mirror + "/"
         url += name
         try:
-            digest = _fetch(url, part, name, show_progress, timeout)
-            if digest == expected_sha256:
-                os.replace(part, folder / name)
-                return []
-            reasons.append(f"{url}: SHA-256 is {digest}, expected {expected_sha256}")
+            with replacing(folder / name, suffix=".part") as part:
+                _fetch(url, part, name, limit, show_progress, timeout, deadline)
+                digest = _sha256_of_stream(part)  # the bytes on disk, which are what gets renamed
+                if digest != expected_sha256:
+                    raise ValueError(f"SHA-256 is {digest}, expected {expected_sha256}")
+            return []
         # URLError, HTTPError, refused connections, timeouts and short reads are
-        # all OSErrors; ValueError covers a malformed mirror URL.
+        # all OSErrors; ValueError covers a malformed URL, an oversized body and
+        # a wrong checksum.
         except (OSError, HTTPException, ValueError) as err:
             reasons.append(f"{url}: {err}")
-        finally:
-            # Gone already after a success; otherwise never leave a partial file.
-            part.unlink(missing_ok=True)
     return reasons
 
 
-def _fetch(url, part, label, show_progress, timeout):
-    """Stream `url` into the file `part`; return the SHA-256 of what arrived."""
-    digest = hashlib.sha256()
+def _fetch(url, out, label, limit, show_progress, timeout, deadline):
+    """Stream `url` into the open file `out`: at most `limit` bytes, all within `deadline` seconds."""
+    give_up = time.monotonic() + deadline
     received = 0
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length else None
+        if expected is not None and expected > limit:
+            raise ValueError(f"the server announces {expected:,} bytes; this file has at most {limit:,}")
         with tqdm(
             total=expected, desc=label, unit="B", unit_scale=True, unit_divisor=1024, disable=not show_progress
         ) as bar:
-            while chunk := response.read(CHUNK_BYTES):
-                out.write(chunk)
-                digest.update(chunk)
+            # read1 returns whatever has arrived, so a trickling server meets the deadline too.
+            while chunk := response.read1(CHUNK_BYTES):
                 received += len(chunk)
+                if received > limit:
+                    raise ValueError(f"the server sent more than {limit:,} bytes, the most this file has")
+                if time.monotonic() > give_up:
+                    raise TimeoutError(f"not complete after the {deadline:g} s deadline ({received:,} bytes received)")
+                out.write(chunk)
                 bar.update(len(chunk))
     # http.client returns a short body without complaint when the server
     # closes early, so the length has to be checked here.
     if expected is not None and received != expected:
         raise ConnectionError(f"connection closed after {received:,} of {expected:,} bytes")
+
+
+def _sha256_of_stream(stream):
+    stream.flush()
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK_BYTES):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
 def _sha256_of_file(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return _sha256_of_stream(stream)
 
 
 def _download_failure_message(failures, folder, checksums, dataset):

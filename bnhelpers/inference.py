@@ -128,7 +128,10 @@ def fold_batchnorm(net) -> Network:
         following = layers[i + 1] if i + 1 < len(layers) else None
         if isinstance(layer, Linear) and isinstance(following, (BatchNorm1d, BatchRenorm1d)):
             p = following.bn_param
-            W, b = batchnorm_fold(layer.params["W"], layer.params.get("b"), following.params["gamma"], following.params["beta"], p["running_mean"], p["running_var"], p["eps"])
+            try:
+                W, b = batchnorm_fold(layer.params["W"], layer.params.get("b"), following.params["gamma"], following.params["beta"], p["running_mean"], p["running_var"], p["eps"])
+            except ValueError as e:
+                raise ValueError(f"cannot fold layers {i} and {i + 1} ({layer!r}, {following!r}): {e}") from e
             merged = Linear(layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype)
             merged.params["W"][...] = W
             merged.params["b"][...] = b

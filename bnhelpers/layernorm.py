@@ -21,12 +21,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_finite, check_float_array, check_positive, check_vector
+from .checks import check_finite, check_float_array, check_positive, check_vector, listed
 
 
 class NormCache(NamedTuple):
-    """x_hat (shape of x), inv_std (one per normalized group, broadcastable), gamma, and the group shape."""
+    """The forward function that made it, x_hat (shape of x), inv_std (one per normalized group,
+    broadcastable), gamma, and the group shape."""
 
+    forward: str
     x_hat: np.ndarray
     inv_std: np.ndarray
     gamma: np.ndarray
@@ -36,9 +38,9 @@ class NormCache(NamedTuple):
 def _read_eps(name: str, param) -> float:
     if not isinstance(param, dict):
         raise TypeError(f"{name} must be a dict, got {type(param).__name__}")
-    unknown = sorted(set(param) - {"eps"})
+    unknown = set(param) - {"eps"}
     if unknown:
-        raise ValueError(f"{name} has unknown keys {unknown}; the only key is 'eps'")
+        raise ValueError(f"{name} has unknown keys {listed(unknown)}; the only key is 'eps'")
     return check_positive(f"{name}['eps']", param.get("eps", 1e-5))
 
 
@@ -78,7 +80,7 @@ def layernorm_forward(x, gamma, beta, ln_param):
     check_finite("x", x)
     gamma, beta = gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
     x_hat, inv_std = standardize(x, axis=1, eps=eps)
-    return x_hat * gamma + beta, NormCache(x_hat, inv_std, gamma, x.shape)
+    return x_hat * gamma + beta, NormCache("layernorm_forward", x_hat, inv_std, gamma, x.shape)
 
 
 def layernorm_backward(dout, cache):
@@ -112,7 +114,7 @@ def groupnorm_forward(x, gamma, beta, G, gn_param):
     x_hat, inv_std = standardize(x.reshape(groups_shape), axis=2, eps=eps)
     x_hat = x_hat.reshape(x.shape)
     out = x_hat * gamma[:, None, None] + beta[:, None, None]
-    return out, NormCache(x_hat, inv_std, gamma, groups_shape)
+    return out, NormCache("groupnorm_forward", x_hat, inv_std, gamma, groups_shape)
 
 
 def groupnorm_backward(dout, cache):
@@ -126,8 +128,10 @@ def groupnorm_backward(dout, cache):
 
 
 def _check_dout(dout, cache, forward_name):
-    if not isinstance(cache, NormCache):
-        raise TypeError(f"cache must be the cache returned by {forward_name}")
+    # Both caches are NormCaches; the other one's arrays would fail deep inside the math.
+    if not isinstance(cache, NormCache) or cache.forward != forward_name:
+        made_by = f", got one from {cache.forward}" if isinstance(cache, NormCache) else ""
+        raise TypeError(f"cache must be the cache returned by {forward_name}{made_by}")
     dout = check_float_array("dout", dout)
     if dout.shape != cache.x_hat.shape:
         raise ValueError(f"dout must have the shape of the forward output {cache.x_hat.shape}, got {dout.shape}")

@@ -6,7 +6,8 @@ Each layer has
 * ``params``: name -> trainable array, updated in place by the optimizers;
 * ``grads``: name -> gradient of the loss, same shapes, set by ``backward``;
 * ``buffers()``: non-trainable state that a checkpoint must keep (BN running
-  statistics), and ``load_buffers``;
+  statistics), ``check_buffers`` (the values a checkpoint may hold for them)
+  and ``load_buffers``;
 * ``training``: True in train mode, False in eval mode (``Network.train()`` /
   ``Network.eval()`` set it for every layer).
 
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .batchnorm import batchnorm_backward_fast, batchnorm_forward, read_bn_param
-from .checks import check_fraction, check_positive
+from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
+from .checks import check_count, check_fraction, check_positive
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
 from .init import draw_weights
@@ -52,8 +53,11 @@ class Layer:
     def buffers(self) -> dict[str, np.ndarray]:
         return {}
 
+    def check_buffers(self, buffers: dict[str, np.ndarray], prefix: str = "") -> None:
+        """Raise ValueError naming the buffer (as prefix + name) if a value is outside its domain."""
+
     def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
-        """Replace the buffers; the caller has checked names and shapes."""
+        """Replace the buffers; the caller has checked names, shapes, dtypes and check_buffers."""
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -71,12 +75,16 @@ class Linear(Layer):
 
     def __init__(self, in_features, out_features, bias=True, *, rng, init="xavier", scale=None, dtype=np.float32):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = check_count("in_features", in_features)
+        self.out_features = check_count("out_features", out_features)
+        self.x = None  # the input of the last forward pass, for backward
         self.params["W"] = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
         if bias:
             self.params["b"] = np.zeros(out_features, dtype=dtype)
 
     def forward(self, x):
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"x must be a numpy array of shape (N, {self.in_features}) for {self!r}, got {type(x).__name__}")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (N, {self.in_features}) for {self!r}, got {x.shape}")
         self.x = x
@@ -86,6 +94,11 @@ class Linear(Layer):
         return out
 
     def backward(self, dout):
+        if self.x is None:
+            raise RuntimeError(f"{self!r}: backward() needs a forward() first")
+        expected = (len(self.x), self.out_features)
+        if not isinstance(dout, np.ndarray) or dout.shape != expected:
+            raise ValueError(f"dout must have the shape of {self!r}'s last output {expected}, got {getattr(dout, 'shape', type(dout).__name__)}")
         self.grads["W"] = self.x.T @ dout
         if "b" in self.params:
             self.grads["b"] = dout.sum(axis=0)
@@ -159,14 +172,20 @@ class _BatchNormBase(Layer):
 
     The layer owns a ``bn_param`` dict and hands it to the functional forward,
     which updates the running statistics in it during training.
+
+    convention: the preset of bnhelpers.conventions ('house', 'pytorch', ...).
+    momentum:   in the convention's meaning; "preset" takes the convention's
+                default, None (pytorch only) is PyTorch's cumulative average.
+    eps:        None takes the convention's default.
     """
 
-    def __init__(self, num_features, *, convention="house", momentum=None, eps=None, virtual_batch_size=None, dtype=np.float32):
+    def __init__(self, num_features, *, convention="house", momentum="preset", eps=None, virtual_batch_size=None, dtype=np.float32):
         super().__init__()
+        num_features = check_count("num_features", num_features)
         # Ghost BN: in training, batches larger than this are normalized in virtual batches of this size.
         self.virtual_batch_size = None if virtual_batch_size is None else check_virtual_batch_size(virtual_batch_size)
         self.bn_param = {"mode": "train", "convention": convention}
-        if momentum is not None:
+        if not (isinstance(momentum, str) and momentum == "preset"):
             self.bn_param["momentum"] = momentum
         if eps is not None:
             self.bn_param["eps"] = eps
@@ -178,7 +197,11 @@ class _BatchNormBase(Layer):
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
 
-    def _mode(self):
+    def _mode(self, x):
+        """bn_param for this pass; first checks that x has this layer's number of features."""
+        if isinstance(x, np.ndarray) and x.ndim >= 2 and x.shape[1] != self.num_features:
+            what = "features" if x.ndim == 2 else "channels (axis 1)"
+            raise ValueError(f"x has {x.shape[1]} {what}, {self!r} expects {self.num_features}: got shape {x.shape}")
         self.bn_param["mode"] = "train" if self.training else "test"
         return self.bn_param
 
@@ -190,6 +213,11 @@ class _BatchNormBase(Layer):
             "num_batches_tracked": np.array(p["num_batches_tracked"], dtype=np.int64),
         }
 
+    def check_buffers(self, buffers, prefix=""):
+        check_running_stats(buffers["running_mean"], buffers["running_var"], f"{prefix}running_mean", f"{prefix}running_var")
+        if buffers["num_batches_tracked"] < 0:
+            raise ValueError(f"{prefix}num_batches_tracked must be a non-negative count, got {buffers['num_batches_tracked']}")
+
     def load_buffers(self, buffers):
         self.bn_param["running_mean"] = buffers["running_mean"].copy()
         self.bn_param["running_var"] = buffers["running_var"].copy()
@@ -197,7 +225,7 @@ class _BatchNormBase(Layer):
 
     def _normalize(self, x, forward):
         """forward(x, gamma, beta, bn_param), or Ghost BN when the batch is larger than virtual_batch_size."""
-        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self._mode()
+        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self._mode(x)
         if self.training and self.virtual_batch_size is not None and len(x) > self.virtual_batch_size:
             out, self.cache = ghost_batchnorm_forward(x, gamma, beta, bn_param, self.virtual_batch_size)
         else:
@@ -254,7 +282,7 @@ class BatchRenorm1d(_BatchNormBase):
         return renorm_limits(self.bn_param["num_batches_tracked"], **self.schedule)
 
     def forward(self, x):
-        out, self.cache = batchrenorm_forward(x, self.params["gamma"], self.params["beta"], self._mode(), *self.limits())
+        out, self.cache = batchrenorm_forward(x, self.params["gamma"], self.params["beta"], self._mode(x), *self.limits())
         return out
 
     def backward(self, dout):
@@ -267,7 +295,7 @@ class BatchRenorm2d(BatchRenorm1d):
 
     def forward(self, x):
         self.shape = x.shape
-        out, self.cache = batchrenorm_forward(_to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(), *self.limits())
+        out, self.cache = batchrenorm_forward(_to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits())
         return _from_rows(out, x.shape, "NCHW")
 
     def backward(self, dout):
@@ -281,7 +309,7 @@ class LayerNorm(Layer):
     def __init__(self, num_features, *, eps=1e-5, dtype=np.float32):
         super().__init__()
         self.ln_param = {"eps": check_positive("eps", eps)}
-        self.num_features = num_features
+        self.num_features = check_count("num_features", num_features)
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_count, check_fraction
 from .init import check_init
 from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, BatchRenorm2d, Conv2d, Dropout, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
 from .network import Network
@@ -69,8 +70,14 @@ def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", groups=4
     bn_options:    extra keyword arguments for BatchNorm1d (convention, momentum, eps,
                    virtual_batch_size) or BatchRenorm1d (also warmup, ramp, rmax, dmax).
     """
-    if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
-        raise ValueError(f"sizes must list at least the input and output widths as positive integers, got {sizes!r}")
+    if not isinstance(sizes, (tuple, list)) or len(sizes) < 2:
+        raise ValueError(f"sizes must list at least the input and output widths, got {sizes!r}")
+    for k, size in enumerate(sizes):
+        check_count(f"sizes[{k}]", size)
+    if dropout:
+        check_fraction("dropout", dropout)
+        if dropout == 1.0:
+            raise ValueError("dropout must be below 1 (dropout=1 drops every unit)")
     _check_norm(norm)
     if norm_position not in POSITIONS:
         raise ValueError(f"norm_position must be 'before' or 'after', got {norm_position!r}")

@@ -55,6 +55,7 @@ class Network:
         self.mode = "train"
         self.outputs: list[np.ndarray] = []
         self.output_grads: list[np.ndarray] = []
+        self.output_shape = None  # of the last forward pass: what backward's dout must match
 
     # --- running ---------------------------------------------------------------------
 
@@ -71,6 +72,7 @@ class Network:
             x = layer.forward(x)
             if record:
                 self.outputs.append(x)
+        self.output_shape = x.shape
         return x
 
     def backward(self, dout, record=False):
@@ -79,6 +81,10 @@ class Network:
         The gradient with respect to the network's input is not computed (see
         Layer.needs_input_grad); returns None.
         """
+        if self.output_shape is None:
+            raise RuntimeError("backward() needs a forward() first: it propagates the gradient of that pass's output")
+        if not isinstance(dout, np.ndarray) or dout.shape != self.output_shape:
+            raise ValueError(f"dout must have the shape of the last forward output {self.output_shape}, got {getattr(dout, 'shape', type(dout).__name__)}")
         self.output_grads = []
         for layer in reversed(self.layers):
             if record:
@@ -93,6 +99,9 @@ class Network:
 
     def predict(self, x, batch_size=2000):
         """Eval-mode logits, computed in chunks; the network's mode is restored afterwards."""
+        self.check_input(x)
+        if len(x) == 0:
+            raise ValueError(f"x holds no samples (shape {x.shape}): there is nothing to predict")
         previous = self.mode
         self.set_mode("eval")
         try:
@@ -161,27 +170,50 @@ class Network:
     def load(self, path) -> "Network":
         """Load a checkpoint saved by ``save`` from a network of the same architecture.
 
-        Strict: missing, unexpected or wrongly shaped entries raise ValueError
-        naming them, and nothing is changed unless every entry fits.
+        All or nothing: names and shapes are checked from the file's headers
+        before any data is read, then every entry's dtype and values (finite;
+        a BN running variance non-negative, its batch count a non-negative
+        integer); any problem raises ValueError naming the entries, and the
+        network is changed only once every entry fits.
         """
-        arrays = load_arrays(path)
-        expected = self.state()
-        problems = []
-        missing = sorted(expected.keys() - arrays.keys())
-        extra = sorted(arrays.keys() - expected.keys())
-        if missing:
-            problems.append(f"missing entries {missing}")
-        if extra:
-            problems.append(f"unexpected entries {extra}")
-        for name in sorted(expected.keys() & arrays.keys()):
-            if arrays[name].shape != expected[name].shape:
-                problems.append(f"{name} has shape {arrays[name].shape}, the network expects {expected[name].shape}")
+        current = self.state()
+        arrays = load_arrays(path, shapes={name: value.shape for name, value in current.items()})
+        problems, values = [], {}
+        for name, value in current.items():
+            try:
+                values[name] = _converted_entry(name, arrays[name], value.dtype)
+            except ValueError as e:
+                problems.append(str(e))
+        for i, layer in enumerate(self.layers):
+            names = [f"{i}.{key}" for key in layer.buffers()]
+            if names and all(name in values for name in names):
+                try:
+                    layer.check_buffers({name.split(".", 1)[1]: values[name] for name in names}, prefix=f"{i}.")
+                except ValueError as e:
+                    problems.append(str(e))
         if problems:
-            raise ValueError(f"checkpoint {path} does not fit this network: " + "; ".join(problems))
+            raise ValueError(f"checkpoint {path} was not loaded (the network is unchanged): " + "; ".join(problems))
         for i, layer in enumerate(self.layers):
             for key, value in layer.params.items():
-                value[...] = arrays[f"{i}.{key}"]  # in place: optimizers hold these arrays
+                value[...] = values[f"{i}.{key}"]  # in place: optimizers hold these arrays
             buffers = layer.buffers()
             if buffers:
-                layer.load_buffers({k: arrays[f"{i}.{k}"].astype(v.dtype) for k, v in buffers.items()})
+                layer.load_buffers({k: values[f"{i}.{k}"] for k in buffers})
         return self
+
+
+def _converted_entry(name, array, dtype) -> np.ndarray:
+    """A checkpoint entry as ``dtype``: floats must be finite floats, counters integers."""
+    if dtype.kind == "f":
+        if array.dtype.kind != "f":
+            raise ValueError(f"{name} must hold real floating-point values, found dtype {array.dtype}")
+        with np.errstate(over="ignore"):  # float64 beyond the float32 range becomes inf, caught next
+            converted = array.astype(dtype)
+        if not np.isfinite(converted).all():
+            raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
+        return converted
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold an integer, found dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.max(initial=0) > np.iinfo(dtype).max:
+        raise ValueError(f"{name} holds {array.max()}, more than {dtype} can")
+    return array.astype(dtype)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .checks import check_fraction, check_positive
+from .checks import check_below_one, check_fraction, check_positive
 
 
 class Optimizer:
@@ -28,9 +28,10 @@ class Optimizer:
         return {}
 
     def step(self):
+        grads = [p.grad for p in self.parameters]  # first, so that a missing gradient changes nothing
         self.steps += 1
-        for p, state in zip(self.parameters, self.state):
-            self._update(p.value, p.grad, state)
+        for p, grad, state in zip(self.parameters, grads, self.state):
+            self._update(p.value, grad, state)
 
     def _update(self, value, grad, state):
         raise NotImplementedError
@@ -64,7 +65,7 @@ class RMSprop(Optimizer):
     """s <- decay * s + (1 - decay) * g^2;  w <- w - lr * g / (sqrt(s) + eps)."""
 
     def __init__(self, parameters, lr=1e-2, decay=0.99, eps=1e-8):
-        self.decay = check_fraction("decay", decay)
+        self.decay = check_below_one("decay", decay)  # decay 1 never updates s: every step divides by eps
         self.eps = check_positive("eps", eps)
         super().__init__(parameters, lr)
 
@@ -83,8 +84,11 @@ class Adam(Optimizer):
     m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  w <- w - lr * m_hat / (sqrt(v_hat) + eps)."""
 
     def __init__(self, parameters, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        self.beta1 = check_fraction("betas[0]", betas[0])
-        self.beta2 = check_fraction("betas[1]", betas[1])
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        # Below 1: the bias correction divides by 1 - beta**t.
+        self.beta1 = check_below_one("betas[0]", betas[0])
+        self.beta2 = check_below_one("betas[1]", betas[1])
         self.eps = check_positive("eps", eps)
         super().__init__(parameters, lr)
 

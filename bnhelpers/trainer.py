@@ -7,8 +7,9 @@ every epoch; the incomplete last batch of an epoch is skipped, so batch
 statistics are never computed from a handful of samples), runs forward,
 softmax cross-entropy, backward and one optimizer step. Every ``eval_every``
 iterations (and at iteration 0 and at the end) the validation set is evaluated
-in eval mode. A loss that is not finite stops training with a message; the
-history up to that point is kept.
+in eval mode. A training or validation loss that is not finite (or
+activations that overflow) stops training with a message; the history up to
+that point is kept, and the progress bar is removed as on completion.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checks import NonFiniteError
+from .checks import NonFiniteError, check_finite
+from .layers import BatchNorm1d
 from .losses import check_labels, softmax_cross_entropy
 from .progress import progress_enabled
 from .seeding import rng
@@ -91,35 +93,51 @@ def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0
     net.check_input(x_val, "data.x_val")
     check_labels(y, net.num_classes, len(x))
     check_labels(y_val, net.num_classes, len(x_val))
+    if len(x_val) == 0:
+        raise ValueError("data.x_val holds no samples: training needs a validation set to evaluate on")
+    # Otherwise NaN in the data would only show up later, looking like divergence.
+    check_finite("data.x_train", x)
+    check_finite("data.x_val", x_val)
     for name, value in (("iterations", iterations), ("batch_size", batch_size), ("eval_every", eval_every)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if batch_size > len(x):
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
+    if batch_size < 2 and any(isinstance(layer, BatchNorm1d) for layer in net.layers):
+        raise ValueError("batch_size must be at least 2 for a network with BatchNorm1d: batch statistics need 2+ samples")
 
     history = History()
     batches = minibatch_indices(len(x), batch_size, iterations, rng(seed))
     start = time.perf_counter()
-
-    def evaluate_now(iteration):
-        loss, accuracy = evaluate(net, x_val, y_val)
-        history.eval_iterations.append(iteration)
-        history.val_loss.append(loss)
-        history.val_accuracy.append(accuracy)
-        if on_eval is not None:
-            on_eval(iteration, net)
 
     def stop(it, why):
         history.stopped = f"stopped at iteration {it}: {why} (training diverged)"
         if verbose:
             print(history.stopped)
 
+    def evaluate_now(iteration) -> bool:
+        """Record the validation metrics; False (and stop) if they are not finite."""
+        try:
+            loss, accuracy = evaluate(net, x_val, y_val)
+        except NonFiniteError as e:
+            stop(iteration, f"activations on the validation set became non-finite ({e})")
+            return False
+        if not np.isfinite(loss):
+            stop(iteration, f"the validation loss became {loss}")
+            return False
+        history.eval_iterations.append(iteration)
+        history.val_loss.append(loss)
+        history.val_accuracy.append(accuracy)
+        if on_eval is not None:
+            on_eval(iteration, net)
+        return True
+
     net.train()
-    evaluate_now(0)
     # A diverging run overflows on its way to a non-finite loss; we report that
     # once, as divergence, instead of a stream of numpy warnings.
     with tqdm(total=iterations, disable=not progress_enabled(progress), leave=False) as bar, np.errstate(over="ignore", invalid="ignore"):
-        for it, idx in enumerate(batches, start=1):
+        # A network whose first evaluation is already non-finite takes no step.
+        for it, idx in enumerate(batches if evaluate_now(0) else [], start=1):
             yb = y[idx]
             try:
                 logits = net.forward(x[idx])
@@ -135,9 +153,14 @@ def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0
             history.loss.append(loss)
             history.batch_accuracy.append(float((logits.argmax(axis=1) == yb).mean()))
             if it % eval_every == 0 or it == iterations:
-                evaluate_now(it)
+                if not evaluate_now(it):
+                    break
                 bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{history.val_accuracy[-1]:.3f}")
             bar.update(1)
+        if history.stopped:
+            # Counted as complete, the bar is removed like a finished one (leave=False)
+            # instead of staying frozen part-way (in notebooks: red).
+            bar.total = bar.n
     net.train()
     history.seconds = time.perf_counter() - start
     return history

@@ -113,9 +113,10 @@ def test_output_is_invariant_to_positive_affine_change_of_each_feature(seed, N, 
     rng = np.random.default_rng(seed)
     a = np.exp(log_a) * rng.uniform(0.5, 2.0, D)  # a different positive scale per feature
     shift = c * rng.uniform(-1, 1, D)
-    # eps is the only thing that breaks exact invariance; make it negligible.
-    out1, _ = batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": 1e-12})
-    out2, _ = batchnorm_forward(a * x + shift, gamma, beta, {"mode": "train", "eps": 1e-12})
+    # eps is the only thing that breaks exact invariance; make it negligible
+    # (1e-12 was not: scaled by a = e^-3, two close samples have a variance near it).
+    out1, _ = batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": 1e-300})
+    out2, _ = batchnorm_forward(a * x + shift, gamma, beta, {"mode": "train", "eps": 1e-300})
     np.testing.assert_allclose(out1, out2, rtol=1e-7, atol=1e-7)
 
 
@@ -277,3 +278,63 @@ def test_fold_rejects_mismatched_shapes():
         batchnorm_fold(np.ones((3, 4)), None, np.ones(4), np.zeros(4), np.zeros(4), np.ones(3))
     with pytest.raises(ValueError, match="eps must be a positive"):
         batchnorm_fold(np.ones((3, 4)), None, np.ones(4), np.zeros(4), np.zeros(4), np.ones(4), eps=0)
+
+
+NAN_3, INF_3 = np.array([1.0, np.nan, 1.0]), np.array([0.0, 0.0, -np.inf])
+
+
+@pytest.mark.parametrize("mode", ["train", "test"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"gamma": NAN_3}, r"^gamma contains NaN"),
+        ({"beta": INF_3}, r"^beta contains NaN or infinite"),
+        ({"running_mean": NAN_3}, r"bn_param\['running_mean'\] contains NaN"),
+        ({"running_var": NAN_3}, r"bn_param\['running_var'\] contains NaN"),
+        ({"running_var": INF_3}, r"bn_param\['running_var'\] contains NaN or infinite"),
+    ],
+)
+def test_non_finite_parameters_and_statistics_are_named_and_change_nothing(mode, change, message):
+    bn_param = {"mode": mode, "running_mean": np.array([1.0, 2.0, 3.0]), "running_var": np.array([4.0, 5.0, 6.0])}
+    args = dict(GOOD)
+    for key, value in change.items():
+        (bn_param if key.startswith("running") else args)[key] = value
+    before = copy.deepcopy(bn_param)
+    with pytest.raises(ValueError, match=message):
+        batchnorm_forward(args["x"], args["gamma"], args["beta"], bn_param)
+    for key in before:
+        np.testing.assert_array_equal(bn_param[key], before[key])
+
+
+def test_negative_running_variance_is_refused_where_it_is_used():
+    bn_param = {"mode": "test", "running_mean": np.zeros(3), "running_var": np.array([1.0, -0.5, 1.0])}
+    with pytest.raises(ValueError, match=r"bn_param\['running_var'\] must be non-negative.*-0.5"):
+        batchnorm_forward(GOOD["x"], GOOD["gamma"], GOOD["beta"], bn_param)
+
+
+def test_huge_but_finite_values_are_not_mistaken_for_non_finite():
+    """The fast check multiplies vectors; an overflow of those products alone must not raise."""
+    x = np.array([[1e18, 1.0], [3e18, 2.0]], dtype=np.float32)
+    gamma = np.array([1e30, 1.0], dtype=np.float32)
+    bn_param = {"mode": "train", "running_mean": np.zeros(2, np.float32), "running_var": np.full(2, 1e30, np.float32)}
+    out, _ = batchnorm_forward(x, gamma, np.zeros(2, np.float32), bn_param)
+    assert np.isfinite(bn_param["running_mean"]).all() and np.isfinite(bn_param["running_var"]).all()
+    np.testing.assert_allclose(out[:, 1], [-1, 1], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "argument, value, message",
+    [
+        ("W", np.full((3, 4), np.nan), "W contains NaN"),
+        ("gamma", np.array([1.0, np.nan, 1.0, 1.0]), "gamma contains NaN"),
+        ("beta", np.array([0.0, np.inf, 0.0, 0.0]), "beta contains NaN"),
+        ("running_mean", np.array([0.0, np.nan, 0.0, 0.0]), "running_mean contains NaN"),
+        ("running_var", np.array([1.0, -1.0, 1.0, 1.0]), "running_var must be non-negative"),
+        ("running_var", np.array([1.0, np.nan, 1.0, 1.0]), "running_var contains NaN"),
+    ],
+)
+def test_fold_refuses_non_finite_or_negative_values(argument, value, message):
+    args = dict(W=np.ones((3, 4)), b=None, gamma=np.ones(4), beta=np.zeros(4), running_mean=np.zeros(4), running_var=np.ones(4))
+    args[argument] = value
+    with pytest.raises(ValueError, match=message):
+        batchnorm_fold(**args)

@@ -1,10 +1,15 @@
 """Checkpoints: complete (running statistics included), strict, pickle-free, atomic."""
 
 import os
+import pickle
+import re
 import signal
+import stat
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,6 +17,7 @@ import pytest
 
 from bnhelpers import Adam, deep_net, mlp, small_cnn, train
 from bnhelpers.checkpoint import load_arrays, save_arrays
+from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 
 @pytest.fixture
@@ -135,6 +141,8 @@ def test_killed_mid_save_leaves_a_complete_checkpoint(tmp_path):
     assert set(arrays) in ({"0.W"}, {f"{i}.W" for i in range(40)})
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model.npz"]
     assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")  # the interrupted write, and only it
+    save_arrays(path, {"0.W": np.ones(3)})  # the next save of the same file removes it
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
 
 def test_deep_net_checkpoint_size_is_what_it_holds(tmp_path):
@@ -143,3 +151,162 @@ def test_deep_net_checkpoint_size_is_what_it_holds(tmp_path):
     n_values = sum(a.size for a in arrays.values())
     assert n_values == sum(v.size for v in net.state().values())
     assert n_values == 784 * 100 + 8 * 100 * 100 + 100 * 10 + 10 + 9 * (4 * 100 + 1)
+
+
+# --- hostile and damaged checkpoints (issue 12) -----------------------------------------------
+
+
+def fresh_net():
+    return mlp((20, 16, 16, 3), norm="batch", dropout=0.1, seed=99)
+
+
+@pytest.mark.parametrize(
+    "name, value, complaint",
+    [
+        ("4.W", np.full((16, 16), "x"), r"4.W must hold real floating-point values, found dtype <U1"),
+        ("5.num_batches_tracked", np.array("abc"), r"5.num_batches_tracked must hold an integer, found dtype <U3"),
+        ("5.num_batches_tracked", np.array(-5), r"5.num_batches_tracked must be a non-negative count, got -5"),
+        ("5.num_batches_tracked", np.array(2.7), r"5.num_batches_tracked must hold an integer, found dtype float64"),
+        ("5.gamma", np.full(16, np.nan, np.float32), r"5.gamma contains NaN or infinite"),
+        ("5.beta", np.full(16, np.inf, np.float32), r"5.beta contains NaN or infinite"),
+        ("5.running_var", -np.ones(16, np.float32), r"5.running_var must be non-negative"),
+        ("5.running_var", np.full(16, np.nan, np.float32), r"5.running_var contains NaN"),
+        ("5.running_mean", np.full(16, np.nan, np.float32), r"5.running_mean contains NaN"),
+        ("8.b", np.ones(3, np.complex64), r"8.b must hold real floating-point values, found dtype complex64"),
+        ("8.W", np.full((16, 3), 1e300), r"8.W contains NaN or infinite values \(in float32\)"),
+    ],
+)
+def test_a_failed_load_names_the_entry_and_changes_nothing(trained, tmp_path, name, value, complaint):
+    net, x = trained
+    state = {k: v.copy() for k, v in net.state().items()}
+    state[name] = value
+    path = save_arrays(tmp_path / "bad.npz", state)
+    fresh = fresh_net()
+    before = {k: v.copy() for k, v in fresh.state().items()}
+    with pytest.raises(ValueError, match=complaint):
+        fresh.load(path)
+    after = fresh.state()
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k], err_msg=k)
+
+
+def test_load_reports_every_bad_entry_at_once(trained, tmp_path):
+    net, _ = trained
+    state = dict(net.state(), **{"1.gamma": np.full(16, np.nan, np.float32), "8.b": np.ones(3, np.complex64)})
+    with pytest.raises(ValueError, match=r"1.gamma contains NaN.*; 8.b must hold real"):
+        fresh_net().load(save_arrays(tmp_path / "bad.npz", state))
+
+
+def set_central_directory_field(path, member, offset, value):
+    """Overwrite a 2-byte field of `member`'s central directory record (offset from the record start)."""
+    data = bytearray(path.read_bytes())
+    start = data.find(b"PK\x01\x02")
+    while start != -1:
+        name_length = struct.unpack_from("<H", data, start + 28)[0]
+        if data[start + 46 : start + 46 + name_length] == member.encode():
+            struct.pack_into("<H", data, start + offset, value)
+        start = data.find(b"PK\x01\x02", start + 4)
+    path.write_bytes(data)
+
+
+def test_exotic_or_foreign_entries_raise_value_errors(trained, tmp_path):
+    net, _ = trained
+    deflate64 = net.save(tmp_path / "deflate64.npz")
+    set_central_directory_field(deflate64, "0.W.npy", 10, 9)  # compression method 9: deflate64
+    encrypted = net.save(tmp_path / "encrypted.npz")
+    set_central_directory_field(encrypted, "0.W.npy", 8, 1)  # general purpose flag bit 0: encrypted
+    foreign = net.save(tmp_path / "foreign.npz")
+    with zipfile.ZipFile(foreign, "a") as archive:
+        archive.writestr("notes.txt", "not an array")
+    for path, complaint in ((deflate64, r"entry '0.W'.*deflate64"), (encrypted, r"entry '0.W'.*encrypted"), (foreign, r"entry 'notes.txt' is not a .npy array")):
+        with pytest.raises(ValueError, match=complaint):
+            load_arrays(path)
+        with pytest.raises(ValueError, match=complaint):
+            fresh_net().load(path)
+
+
+def test_text_files_and_pickles_are_refused_without_pointing_at_pickle(trained, tmp_path):
+    net, _ = trained
+    (tmp_path / "notes.npz").write_text("W = 1, 2, 3")
+    (tmp_path / "state.pkl").write_bytes(pickle.dumps(net.state()))
+    for name in ("notes.npz", "state.pkl"):
+        with pytest.raises(ValueError, match="not a readable checkpoint: not an .npz") as error:
+            load_arrays(tmp_path / name)
+        assert "allow_pickle" not in str(error.value) and "pickle.load" not in str(error.value)
+
+
+def test_a_folder_is_not_reported_as_missing(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a directory, not a checkpoint file"):
+        load_arrays(tmp_path)
+
+
+def write_bomb(path, entries):
+    """A checkpoint of the test network in which each of `entries` {name: (declared shape, MiB)} is replaced or
+    added: a deflated float64 entry whose header declares that shape and whose data inflates to that many MiB."""
+    state = mlp((20, 16, 16, 3), norm="batch", dropout=0.1).state()
+    save_arrays(path, {k: v for k, v in state.items() if k not in entries})
+    zeros = bytes(1 << 20)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, (shape, mib) in entries.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as entry:
+                np.lib.format.write_array_header_1_0(entry, {"descr": "<f8", "fortran_order": False, "shape": shape})
+                for _ in range(mib):
+                    entry.write(zeros)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bombs")
+    inflating = ((192 << 20) // 8,)
+    return {
+        # Under 1 MB on disk; 0.W and an extra entry each inflate to 192 MiB.
+        "inflating": write_bomb(folder / "inflating.npz", {"0.W": (inflating, 192), "payload": (inflating, 192)}),
+        # An entry that claims 8 TB and holds 1 MiB.
+        "declared": write_bomb(folder / "declared.npz", {"payload": ((10**12,), 1)}),
+    }
+
+
+LOAD_INTO_THE_NETWORK = "mlp((20, 16, 16, 3), norm='batch', dropout=0.1).load({path!r})"
+DECLARES_8_TB = r"entry 'payload' has a header that declares float64 of shape \(1000000000000,\) \(8,000,000,000,000 bytes\) but the entry holds 1,048,576"
+
+
+@pytest.mark.skipif(not LINUX_ONLY, reason="uses /proc and RLIMIT_AS")
+@pytest.mark.parametrize(
+    "bomb, call, complaint",
+    [
+        ("inflating", LOAD_INTO_THE_NETWORK, r"unexpected entries \['payload'\]; 0.W has shape \(25165824,\), the network expects \(20, 16\)"),
+        ("declared", "load_arrays({path!r})", DECLARES_8_TB),
+        ("declared", LOAD_INTO_THE_NETWORK, DECLARES_8_TB),
+    ],
+)
+def test_bomb_entries_are_refused_from_their_headers_within_bounded_memory(bombs, bomb, call, complaint):
+    outcome = outcome_with_memory_limit(call.format(path=str(bombs[bomb])), headroom_mb=128)
+    assert outcome.startswith("ValueError:") and re.search(complaint, outcome), outcome
+
+
+def test_a_later_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
+    path = save_arrays(tmp_path / "model.npz", {"0.W": np.zeros(3)})
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # a process id that no longer exists
+    stale = tmp_path / f".model.npz.{finished.pid}-0123456789abcdef.tmp"
+    live = tmp_path / f".model.npz.{os.getpid()}-fedcba9876543210.tmp"  # as if another thread were writing
+    other = tmp_path / f".other.npz.{finished.pid}-0123456789abcdef.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    save_arrays(path, {"0.W": np.ones(3)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.npz", live.name, other.name])
+    np.testing.assert_array_equal(load_arrays(path)["0.W"], np.ones(3))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saves_respect_the_umask_and_keep_the_replaced_files_mode(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        path = save_arrays(tmp_path / "model.npz", {"0.W": np.zeros(3)})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640
+        os.chmod(path, 0o644)
+        save_arrays(path, {"0.W": np.ones(3)})
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(previous)

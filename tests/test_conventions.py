@@ -9,7 +9,7 @@ out independently of bnhelpers.conventions (see
 import numpy as np
 import pytest
 
-from bnhelpers import batchnorm_forward, conventions_table
+from bnhelpers import BatchNorm1d, BatchNorm2d, batchnorm_forward, conventions_table, mlp, small_cnn
 
 # weight of the NEW batch value in the running average, eps, initial running
 # variance, and whether the stored variance is unbiased (n / (n - 1)).
@@ -77,6 +77,42 @@ def test_pytorch_cumulative_average_with_momentum_none():
         batchnorm_forward(b, np.ones(D), np.zeros(D), p)
     np.testing.assert_allclose(p["running_mean"], np.mean([b.mean(0) for b in data], axis=0), rtol=1e-12)
     np.testing.assert_allclose(p["running_var"], np.mean([b.var(0, ddof=1) for b in data], axis=0), rtol=1e-12)
+
+
+def test_layers_and_builders_with_momentum_none_keep_the_cumulative_average():
+    """momentum=None means what it means in the functional API and in PyTorch, not "the preset's default"."""
+    data = batches(k=5)
+    D = data[0].shape[1]
+    layer = BatchNorm1d(D, convention="pytorch", momentum=None, dtype=np.float64)
+    net = mlp((D, D, 2), norm="batch", bn_options={"convention": "pytorch", "momentum": None}, dtype=np.float64)
+    net.layers[0].params["W"][...] = np.eye(D)  # the BN layer then sees the batches themselves
+    for b in data:
+        layer.forward(b)
+        net.forward(b)
+    expected_mean = np.mean([b.mean(0) for b in data], axis=0)
+    expected_var = np.mean([b.var(0, ddof=1) for b in data], axis=0)
+    for bn in (layer, net.layers[1]):
+        assert bn.bn_param["momentum"] is None
+        np.testing.assert_allclose(bn.bn_param["running_mean"], expected_mean, rtol=1e-12)
+        np.testing.assert_allclose(bn.bn_param["running_var"], expected_var, rtol=1e-12)
+
+
+def test_spatial_layer_with_momentum_none_and_the_default_preset_momentum():
+    rng = np.random.default_rng(4)
+    images = [rng.standard_normal((3, 2, 4, 4)) + k for k in range(4)]
+    layer = BatchNorm2d(2, convention="pytorch", momentum=None, dtype=np.float64)
+    for x in images:
+        layer.forward(x)
+    cnn = small_cnn(channels=(2, 3), bn_options={"convention": "pytorch", "momentum": None})
+    assert cnn.layers[1].bn_param["momentum"] is None
+    rows = [x.transpose(0, 2, 3, 1).reshape(-1, 2) for x in images]
+    np.testing.assert_allclose(layer.bn_param["running_mean"], np.mean([r.mean(0) for r in rows], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(layer.bn_param["running_var"], np.mean([r.var(0, ddof=1) for r in rows], axis=0), rtol=1e-12)
+    assert BatchNorm1d(3, convention="keras").bn_param["momentum"] == 0.99  # the preset's default when not given
+    with pytest.raises(ValueError, match=r"None.*only with convention 'pytorch'"):
+        BatchNorm1d(3, momentum=None)
+    with pytest.raises(ValueError, match=r"None.*only with convention 'pytorch'"):
+        mlp((4, 3, 2), norm="batch", bn_options={"momentum": None})
 
 
 def test_conventions_table_lists_every_preset():

@@ -11,6 +11,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 
 from bnhelpers import data
 from bnhelpers.data import DownloadError, download_mnist, load_mnist, read_idx
+from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 # Written out again rather than taken from bnhelpers.data, so that a wrong
 # code in the reader cannot be matched by the same wrong code in the writer.
@@ -359,7 +361,16 @@ def test_missing_bundled_file_says_how_to_get_data(tmp_path, monkeypatch):
 
 
 class MirrorServer(http.server.ThreadingHTTPServer):
-    """Serves {path: (body, declared Content-Length)} and records every path asked for."""
+    """Serves {path: (body, declared Content-Length)} and records every path asked for.
+
+    Some prefixes misbehave, each within a bounded time:
+      /silent/    never answers (until the test ends);
+      /paired/    holds each answer until a second request for the same path arrives (at most 5 s),
+                  then sends the body in pieces: two clients download side by side;
+      /endless/   sends zeros without a Content-Length, up to 64 MiB, until the client hangs up;
+      /announce/  announces 1,000,000,000 bytes and sends a few;
+      /trickle/   sends one byte every 50 ms, up to 30 s, until the client hangs up.
+    """
 
     daemon_threads = True
 
@@ -368,6 +379,8 @@ class MirrorServer(http.server.ThreadingHTTPServer):
         self.routes = {}
         self.requests = []
         self.released = threading.Event()
+        self.arrived = threading.Condition()
+        self.requests_for = {}  # /paired/ path: number of requests so far
 
     def url(self, prefix):
         return f"http://127.0.0.1:{self.server_port}/{prefix}/"
@@ -387,6 +400,34 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
             # Say nothing until the test is over: the client must time out.
             self.server.released.wait(timeout=10)
             return
+        try:
+            if self.path.startswith("/endless/"):
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(1024):
+                    self.wfile.write(bytes(1 << 16))
+                return
+            if self.path.startswith("/announce/"):
+                self.send_response(200)
+                self.send_header("Content-Length", "1000000000")
+                self.end_headers()
+                self.wfile.write(bytes(1000))
+                return
+            if self.path.startswith("/trickle/"):
+                self.send_response(200)
+                self.end_headers()
+                for _ in range(600):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                return
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up, as it should
+        if self.path.startswith("/paired/"):
+            with self.server.arrived:
+                self.server.requests_for[self.path] = self.server.requests_for.get(self.path, 0) + 1
+                self.server.arrived.notify_all()
+                self.server.arrived.wait_for(lambda: self.server.requests_for[self.path] >= 2, timeout=5)
         if self.path not in self.server.routes:
             self.send_error(404)
             return
@@ -394,6 +435,12 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(length))
         self.end_headers()
+        if self.path.startswith("/paired/"):
+            for k in range(4):
+                self.wfile.write(body[k * len(body) // 4 : (k + 1) * len(body) // 4])
+                self.wfile.flush()
+                time.sleep(0.02)
+            return
         self.wfile.write(body)
 
     def log_message(self, *args):
@@ -576,3 +623,170 @@ def test_published_checksums_are_complete_sha256_digests():
         assert sorted(sums) == sorted(GZ_NAMES), dataset
         assert all(re.fullmatch("[0-9a-f]{64}", value) for value in sums.values()), dataset
     assert set(data.MIRRORS) == set(data.CHECKSUMS) == set(data.DATASET_NAMES)
+
+
+
+# --------------------------------------------------------------------------
+# Hostile files, servers and concurrent calls (issue 12)
+
+
+@pytest.mark.parametrize("n_train, n_test, complaint", [(11, 5, r"holds 11 images; at least 12 are needed"), (24, 0, r"holds no images")])
+def test_load_mnist_names_files_with_too_few_images(tmp_path, n_train, n_test, complaint):
+    write_mnist_folder(tmp_path, n_train=n_train, n_test=n_test)
+    with pytest.raises(ValueError, match=complaint):
+        load_mnist(root=tmp_path, verbose=False)
+
+
+def write_sparse_idx(path, declared_rows, file_bytes):
+    """An IDX header for (declared_rows,) uint8 and its data, then zeros up to file_bytes (a sparse file)."""
+    with open(path, "wb") as f:
+        f.write(idx_bytes(np.arange(declared_rows, dtype=np.uint8)))
+        f.truncate(file_bytes)
+    return path
+
+
+def write_gzip_bomb(path, inflated_mib):
+    """A small valid IDX file (10 bytes of data) gzipped, followed by gzip members of 1 MiB of zeros each."""
+    zeros_member = gzip.compress(bytes(1 << 20), mtime=0)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(idx_bytes(np.arange(10, dtype=np.uint8)), mtime=0))
+        for _ in range(inflated_mib):
+            f.write(zeros_member)
+    return path
+
+
+@pytest.mark.skipif(not LINUX_ONLY, reason="uses /proc and RLIMIT_AS")
+def test_read_idx_memory_is_bounded_by_the_declared_size(tmp_path):
+    sparse = write_sparse_idx(tmp_path / "sparse-idx1-ubyte", 10, 6 << 30)  # 6 GiB on paper, nothing on disk
+    bomb = write_gzip_bomb(tmp_path / "bomb-idx1-ubyte.gz", 1024)  # about 1 MB, inflates to 1 GiB
+    assert bomb.stat().st_size < 2 << 20
+    for path, complaint in ((sparse, "6,442,450,926 trailing bytes"), (bomb, "trailing bytes after the 10")):
+        outcome = outcome_with_memory_limit(f"read_idx({str(path)!r})")
+        assert outcome.startswith("ValueError:") and str(path) in outcome and complaint in outcome, outcome
+
+
+def test_read_idx_refuses_declarations_larger_than_the_file_can_hold(tmp_path):
+    raw = tmp_path / "short-idx3-ubyte"
+    raw.write_bytes(idx_bytes(np.zeros((1, 1, 1), np.uint8))[:4] + struct.pack(">3I", 60_000, 4096, 4096))
+    with pytest.raises(ValueError, match=r"truncated: 0 data bytes, 1,006,632,960,000 expected"):
+        read_idx(raw)
+    gz = tmp_path / "short-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(raw.read_bytes()))
+    with pytest.raises(ValueError, match=r"declares 1,006,632,960,000 data bytes .* more than \d+ bytes of gzip data can hold"):
+        read_idx(gz)
+
+
+def test_two_downloads_into_one_folder_both_end_with_verified_files(tmp_path, server, files, checksums):
+    """Two calls side by side: the server answers each file only once both have asked for it."""
+    for name, body in files.items():
+        server.serve("paired", name, body)
+    root = tmp_path / "mnist"
+    outcomes = [None, None]
+
+    def download(k):
+        try:
+            paths = download_mnist(root, mirrors=[server.url("paired")], checksums=checksums, progress=False)
+            # Right after this call returned, its files are complete and verified.
+            outcomes[k] = all(hashlib.sha256(p.read_bytes()).hexdigest() == checksums[p.name] for p in paths)
+        except Exception as err:  # noqa: BLE001 - reported by the assert below
+            outcomes[k] = err
+
+    threads = [threading.Thread(target=download, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes == [True, True]
+    assert all(server.count(name) == 2 for name in GZ_NAMES)  # both really downloaded every file
+    assert leftovers(root) == []
+
+
+def test_a_planted_symlink_is_never_followed(tmp_path, server, files, checksums):
+    serve_good(server, files)
+    root = tmp_path / "mnist"
+    root.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in GZ_NAMES:  # the name the old code wrote to, and a guess at the new ones
+        (root / f"{name}.part").symlink_to(victim)
+        (root / f".{name}.{os.getpid()}-0000000000000000.part").symlink_to(victim)
+
+    download_mnist(root, mirrors=[server.url("good")], checksums=checksums, progress=False)
+
+    assert victim.read_text() == "precious"
+    for name in GZ_NAMES:
+        assert (root / name).read_bytes() == files[name] and not (root / name).is_symlink()
+        assert (root / f"{name}.part").is_symlink()
+
+
+def test_downloads_stop_at_the_published_size(tmp_path, server):
+    """Default checksums: each file is capped at its published size, whether announced or not."""
+    root = tmp_path / "mnist"
+    with pytest.raises(DownloadError) as error:
+        download_mnist(root, mirrors=[server.url("endless"), server.url("announce")], progress=False)
+    message = str(error.value)
+    published = {GZ_NAMES[0]: 9_912_422, GZ_NAMES[1]: 28_881, GZ_NAMES[2]: 1_648_877, GZ_NAMES[3]: 4_542}  # TFDS's list
+    for name, size in published.items():
+        assert f"/endless/{name}: the server sent more than {size:,} bytes" in message
+        assert f"/announce/{name}: the server announces 1,000,000,000 bytes; this file has at most {size:,}" in message
+    assert leftovers(root) == []
+
+
+def test_a_trickling_mirror_is_dropped_at_the_deadline(tmp_path, checksums, server):
+    """One byte every 50 ms never trips timeout=1; the deadline ends each file's attempt."""
+    root = tmp_path / "mnist"
+    with pytest.raises(DownloadError) as error:
+        download_mnist(root, mirrors=[server.url("trickle")], checksums=checksums, progress=False, timeout=1, deadline=0.2)
+    for name in GZ_NAMES:
+        assert f"/trickle/{name}: not complete after the 0.2 s deadline" in str(error.value)
+    assert leftovers(root) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"timeout": -1}, ValueError, r"timeout must be a positive finite number, got -1"),
+        ({"timeout": "5"}, TypeError, r"timeout must be a positive number, got '5'"),
+        ({"deadline": 0}, ValueError, r"deadline must be a positive finite number, got 0"),
+    ],
+)
+def test_download_checks_timeout_and_deadline_before_any_request(tmp_path, server, checksums, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        download_mnist(tmp_path, mirrors=[server.url("good")], checksums=checksums, progress=False, **kwargs)
+    assert server.requests == []
+
+
+def test_a_read_only_folder_is_named_before_any_request(tmp_path, server, files, checksums):
+    serve_good(server, files)
+    if os.geteuid() == 0:  # root writes through any permission bits; sysfs refuses new files even to root
+        folder = Path("/sys")
+        if not folder.is_dir() or os.access(folder, os.W_OK) and not _creation_fails(folder):
+            pytest.skip("no folder that refuses new files to root")
+    else:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+    with pytest.raises(DownloadError, match=r"Cannot write into .*nothing was downloaded") as error:
+        download_mnist(folder, mirrors=[server.url("good")], checksums=checksums, progress=False)
+    assert error.value.missing == GZ_NAMES and server.requests == []
+
+
+def _creation_fails(folder):
+    try:
+        (folder / ".bnhelpers-probe").touch(exist_ok=False)
+    except OSError:
+        return True
+    (folder / ".bnhelpers-probe").unlink()
+    return False
+
+
+def test_a_damaged_copy_that_could_not_be_replaced_is_mentioned(tmp_path, dead_mirror, files, checksums):
+    root = tmp_path / "mnist"
+    root.mkdir()
+    damaged = GZ_NAMES[2]
+    (root / damaged).write_bytes(b"half a file")
+    with pytest.raises(DownloadError) as error:
+        download_mnist(root, mirrors=[dead_mirror], checksums=checksums, progress=False)
+    digest = hashlib.sha256(b"half a file").hexdigest()
+    assert f"the copy already in {root} (SHA-256 {digest}) is damaged or another version; it was left as it is" in str(error.value)
+    assert (root / damaged).read_bytes() == b"half a file"

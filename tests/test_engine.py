@@ -385,3 +385,150 @@ def test_progress_switch(monkeypatch, value, argument, expected):
     else:
         monkeypatch.setenv(PROGRESS_ENV, value)
     assert progress_enabled(argument) is expected
+
+
+# --- hostile and careless arguments (issue 12) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda: BatchNorm1d(0), ValueError, r"num_features must be a positive integer, got 0"),
+        (lambda: BatchNorm1d(-3), ValueError, r"num_features must be a positive integer, got -3"),
+        (lambda: BatchNorm2d(2.5), TypeError, r"num_features must be a positive integer, got 2.5"),
+        (lambda: Linear(784.0, 10, rng=np.random.default_rng(0)), TypeError, r"in_features must be a positive integer"),
+        (lambda: mlp((784.0, 10)), TypeError, r"sizes\[0\] must be a positive integer, got 784.0"),
+        (lambda: mlp((float("nan"), 10)), TypeError, r"sizes\[0\] must be a positive integer, got nan"),
+        (lambda: mlp((784, 0, 10)), ValueError, r"sizes\[1\] must be a positive integer, got 0"),
+        (lambda: mlp((784, 10), dropout=-0.1), ValueError, r"dropout must be in \[0, 1\], got -0.1"),
+        (lambda: mlp((784, 10), dropout=1.0), ValueError, r"dropout must be below 1"),
+        (lambda: BatchNorm1d(4, convention=["pytorch"]), ValueError, r"convention.*must be one of.*got \['pytorch'\]"),
+        (lambda: Adam(mlp((4, 2)).parameters(), betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be below 1"),
+        (lambda: Adam(mlp((4, 2)).parameters(), betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be below 1"),
+        (lambda: Adam(mlp((4, 2)).parameters(), betas=0.9), TypeError, r"betas must be a pair"),
+        (lambda: RMSprop(mlp((4, 2)).parameters(), decay=1.0), ValueError, r"decay must be below 1"),
+    ],
+)
+def test_bad_constructor_arguments_are_named(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_unknown_parameter_keys_of_mixed_types_are_listed():
+    from bnhelpers import batchnorm_forward, layernorm_forward
+
+    x, gamma, beta = np.ones((3, 2)), np.ones(2), np.zeros(2)
+    with pytest.raises(ValueError, match=r"unknown keys \['momentun', 1\]"):
+        batchnorm_forward(x, gamma, beta, {"mode": "train", "momentun": 0.9, 1: 2})
+    with pytest.raises(ValueError, match=r"unknown keys \['epsilon', \(1,\)\]"):
+        layernorm_forward(x, gamma, beta, {"epsilon": 1e-5, (1,): 0})
+
+
+def test_layernorm_and_groupnorm_refuse_each_others_cache():
+    from bnhelpers import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
+
+    rng = np.random.default_rng(0)
+    x2, x4 = rng.standard_normal((4, 8)), rng.standard_normal((4, 8, 1, 1))
+    out2, ln_cache = layernorm_forward(x2, np.ones(8), np.zeros(8), {})
+    out4, gn_cache = groupnorm_forward(x4, np.ones(8), np.zeros(8), 2, {})
+    with pytest.raises(TypeError, match="cache returned by groupnorm_forward, got one from layernorm_forward"):
+        groupnorm_backward(out2, ln_cache)
+    with pytest.raises(TypeError, match="cache returned by layernorm_forward, got one from groupnorm_forward"):
+        layernorm_backward(out4, gn_cache)
+
+
+def test_batchnorm_layers_name_the_feature_count_not_gamma():
+    with pytest.raises(ValueError, match=r"x has 5 features, BatchNorm1d\(4.*\) expects 4"):
+        BatchNorm1d(4).forward(np.ones((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"x has 3 channels \(axis 1\), BatchNorm2d\(2.*\) expects 2"):
+        BatchNorm2d(2).forward(np.ones((2, 3, 4, 4), np.float32))
+
+
+def test_linear_and_network_backward_misuse_gets_clear_errors():
+    net = mlp((4, 3, 2))
+    with pytest.raises(RuntimeError, match=r"backward\(\) needs a forward\(\) first"):
+        net.backward(np.ones((5, 2), np.float32))
+    with pytest.raises(RuntimeError, match=r"backward\(\) needs a forward\(\) first"):
+        Linear(4, 3, rng=np.random.default_rng(0)).backward(np.ones((5, 3), np.float32))
+    net.forward(np.ones((5, 4), np.float32))
+    with pytest.raises(ValueError, match=r"dout must have the shape of the last forward output \(5, 2\), got \(5, 3\)"):
+        net.backward(np.ones((5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"dout must have the shape of Linear\(4, 3.*last output \(5, 3\), got \(5, 2\)"):
+        net.layers[0].backward(np.ones((5, 2), np.float32))
+    with pytest.raises(TypeError, match=r"x must be a numpy array of shape \(N, 4\) for Linear\(4, 3.*got list"):
+        net.layers[0].forward([[1.0] * 4])
+    with pytest.raises(ValueError, match=r"x holds no samples"):
+        net.predict(np.ones((0, 4), np.float32))
+
+
+def test_a_step_without_gradients_changes_nothing_and_is_not_counted():
+    rng = np.random.default_rng(1)
+    layer = Linear(3, 2, rng=rng, dtype=np.float64)
+    net = Network([layer], input_shape=(3,))
+    opt = Adam(net.parameters(), lr=0.01)
+    w0 = layer.params["W"].copy()
+    with pytest.raises(RuntimeError, match="no gradient for 0.W yet"):
+        opt.step()
+    assert opt.steps == 0
+    np.testing.assert_array_equal(layer.params["W"], w0)
+    # The first real step is then Adam's first step: m_hat = g, v_hat = g^2.
+    g = rng.standard_normal((3, 2))
+    layer.grads = {"W": g, "b": np.zeros(2)}
+    opt.step()
+    np.testing.assert_allclose(layer.params["W"] - w0, -0.01 * g / (np.abs(g) + 1e-8), rtol=1e-6)
+
+
+def test_training_data_problems_are_named_before_training():
+    data = blobs()
+    net = mlp((10, 8, 3), norm="batch")
+    opt = SGD(net.parameters(), lr=0.1)
+    nan_data = SimpleNamespace(**{**vars(data), "x_train": data.x_train.copy()})
+    nan_data.x_train[17, 3] = np.nan
+    with pytest.raises(ValueError, match="data.x_train contains NaN"):
+        train(net, opt, nan_data, iterations=5, batch_size=10, progress=False)
+    no_val = SimpleNamespace(**{**vars(data), "x_val": data.x_val[:0], "y_val": data.y_val[:0]})
+    with pytest.raises(ValueError, match="data.x_val holds no samples"):
+        train(net, opt, no_val, iterations=5, batch_size=10, progress=False)
+    with pytest.raises(ValueError, match="batch_size must be at least 2 for a network with BatchNorm1d"):
+        train(net, opt, data, iterations=5, batch_size=1, progress=False)
+    assert net.layers[1].bn_param["num_batches_tracked"] == 0  # nothing ran
+    plain = mlp((10, 8, 3))
+    train(plain, SGD(plain.parameters(), lr=0.1), data, iterations=2, batch_size=1, progress=False)  # fine without BN
+
+
+@pytest.mark.parametrize("norm", ["batch", None])
+def test_divergence_first_seen_at_an_evaluation_keeps_the_history(norm, capsys):
+    """One finite step with a huge learning rate: only the final evaluation sees the broken weights."""
+    data = blobs()
+    net = mlp((10, 32, 32, 3), activation="relu", norm=norm, seed=0)
+    history = train(net, SGD(net.parameters(), lr=1e30), data, iterations=1, batch_size=32, progress=False)
+    assert history.stopped is not None and history.stopped.startswith("stopped at iteration 1:") and "diverged" in history.stopped
+    assert len(history.loss) == 1 and history.eval_iterations == [0] and all(np.isfinite(history.val_loss))
+    assert "diverged" in capsys.readouterr().out
+
+
+def test_a_stopped_run_removes_its_progress_bar(monkeypatch):
+    """A notebook bar closed part-way turns red and stays; a stopped run's bar must go like a finished one."""
+    pytest.importorskip("ipywidgets")
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    import bnhelpers.trainer as trainer
+    from bnhelpers.progress import PROGRESS_ENV
+
+    bars = []
+
+    class RecordingBar(notebook_tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(trainer, "tqdm", RecordingBar)
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    data = blobs()
+    for scale, stops in ((3.0, True), (0.1, False)):
+        net = mlp((10, 32, 32, 3), activation="relu", init="normal", scale=scale, seed=0)
+        history = train(net, SGD(net.parameters(), lr=1e6 if stops else 0.1), data, iterations=50, batch_size=32, progress=True, verbose=False)
+        assert (history.stopped is not None) == stops
+        bar = bars[-1]
+        assert bar.container.children[1].bar_style != "danger"
+        assert bar.container.layout.visibility == "hidden"

@@ -63,3 +63,14 @@ def test_fold_with_explicit_convention_eps():
     bn.bn_param["running_var"] = np.full(4, 1e-3)  # comparable to keras' eps = 1e-3: eps matters
     x = np.random.default_rng(2).standard_normal((7, 5))
     np.testing.assert_allclose(fold_batchnorm(net).predict(x), net.predict(x), rtol=1e-12)
+
+
+def test_folding_refuses_broken_statistics_and_names_the_layers():
+    net = mlp((6, 5, 4, 3), norm="batch", dtype=np.float64)
+    net.layers[4].bn_param["running_var"] = np.array([1.0, -0.5, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"cannot fold layers 3 and 4 \(Linear\(5, 4.*BatchNorm1d\(4.*running_var must be non-negative"):
+        fold_batchnorm(net)
+    net.layers[4].bn_param["running_var"] = np.ones(4)
+    net.layers[1].params["gamma"][2] = np.nan
+    with pytest.raises(ValueError, match=r"cannot fold layers 0 and 1 .*gamma contains NaN"):
+        fold_batchnorm(net)

@@ -64,8 +64,7 @@ course: setup
 	for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
 	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 \
-	    --ExecutePreprocessor.store_widget_state=False "$$nb" || exit 1; \
+	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	  $(BIN)/python tools/strip_widgets.py "$$nb" || exit 1; \
 	done
 	$(MAKE) html

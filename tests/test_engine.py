@@ -338,16 +338,28 @@ def test_probes_report_statistics_without_side_effects():
     assert set(ratios) == {"0.W", "3.W", "6.W"} and all(r > 0 for r in ratios.values())
 
 
-def test_comparison_helpers_share_weights_and_batches():
+def test_comparison_helpers_share_weights_and_batches(monkeypatch):
+    import bnhelpers.trainer as trainer
     from bnhelpers.experiments import compare_with_and_without_bn, final_accuracy_over_seeds
 
+    monkeypatch.setenv("BNHELPERS_PROCESSES", "1")  # serial, so that the batches can be recorded here
+    batches = []
+    draw = trainer.minibatch_indices
+    monkeypatch.setattr(trainer, "minibatch_indices", lambda *args, **kw: batches.append(draw(*args, **kw)) or batches[-1])
+    initial = []
+
+    def build(bn):
+        net = mlp((10, 16, 3), norm="batch" if bn else None, seed=4)
+        initial.append([layer.params["W"].copy() for layer in net.layers if isinstance(layer, Linear)])
+        return net
+
     data = blobs()
-    runs = compare_with_and_without_bn(lambda bn: mlp((10, 16, 3), norm="batch" if bn else None, seed=4), lambda p: SGD(p, lr=0.1), data, iterations=20, batch_size=16, eval_every=10)
+    runs = compare_with_and_without_bn(build, lambda p: SGD(p, lr=0.1), data, iterations=20, batch_size=16, eval_every=10)
     assert list(runs) == ["without BN", "with BN"]
     assert runs["with BN"].history.eval_iterations == [0, 10, 20]
-    first_plain = runs["without BN"].net.layers[0]
     assert "BatchNorm1d" in repr(runs["with BN"].net) and "BatchNorm1d" not in repr(runs["without BN"].net)
-    assert first_plain.params["W"].shape == runs["with BN"].net.layers[0].params["W"].shape
+    assert len(initial) == 2 and len(initial[0]) == 2 and all(np.array_equal(a, b) for a, b in zip(*initial))
+    assert len(batches) == 2 and np.array_equal(batches[0], batches[1])
     accuracies = final_accuracy_over_seeds(lambda s: mlp((10, 16, 3), seed=s), lambda p: Adam(p, lr=1e-2), data, seeds=[0, 1], iterations=60, batch_size=32)
     assert accuracies.shape == (2,) and np.all(accuracies > 0.9)
 

@@ -167,24 +167,11 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     return fig
 
 
-def bar_with_seeds(ax, samples: dict, ylabel, title):
-    """One bar per variant at its mean, ±1 std error bars, and a dot per seed; ``samples`` maps label -> values."""
-    colours = sns.color_palette(PALETTE, len(samples))
-    for i, (label, values) in enumerate(samples.items()):
-        values = np.asarray(values)
-        ax.bar(i, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, capsize=6, color=colours[i], alpha=0.6)
-        ax.plot(np.full(len(values), i), values, "o", color="0.2", ms=4)
-        ax.text(i, values.mean() / 2, f"{values.mean():.3f}", ha="center", va="center", fontsize=9)
-    ax.set_xticks(range(len(samples)), list(samples))
-    ax.set(ylabel=ylabel, title=title)
-    return ax.figure
-
-
 def mean_and_seeds(ax, samples: dict, ylabel, title):
     """Per variant, a dot per seed and a square at the mean with ±1 std error bars; ``samples`` maps label -> values.
 
-    For differences too small to read on bars that start at zero: the y axis
-    can be zoomed in on the values.
+    No bars: the y axis can zoom in on differences too small to read on bars
+    that start at zero.
     """
     colours = sns.color_palette(PALETTE, len(samples))
     for i, (label, values) in enumerate(samples.items()):

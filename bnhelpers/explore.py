@@ -2,8 +2,10 @@
 
 ``activation_explorer()`` returns a widget with sliders for the weight scale
 and depth, a choice of nonlinearity and a BN switch; every change reruns
-``random_net_statistics`` and redraws the per-layer statistics. Without a
-browser (nbval, nbconvert) the widget still runs once with its defaults.
+``random_net_statistics`` and redraws the per-layer statistics. With live
+output switched off (BNHELPERS_PROGRESS=0, as in the course's headless runs)
+it draws the default figure once instead: a widget needs a browser, and
+executing one headlessly occasionally left nbclient waiting forever.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 from .plotting import log_axis
+from .progress import progress_enabled
 from .probes import random_net_statistics
 
 
@@ -37,7 +40,10 @@ def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", ba
 
 
 def activation_explorer():
-    """The widget: sliders and switches bound to draw_activation_statistics."""
+    """The widget: sliders and switches bound to draw_activation_statistics (None, and one figure, when headless)."""
+    if not progress_enabled():
+        draw_activation_statistics()
+        return None
     return widgets.interactive(
         draw_activation_statistics,
         log10_scale=widgets.FloatSlider(value=-2.0, min=-3.0, max=1.0, step=0.25, description="log10 scale"),

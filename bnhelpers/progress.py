@@ -1,4 +1,9 @@
-"""The one switch for progress bars (training, downloads)."""
+"""The one switch for live output: progress bars (training, downloads) and the notebook-01 widget.
+
+Headless runs (``make test``, ``make course``, ``make claims``) set
+BNHELPERS_PROGRESS=0: a bar or a widget there only adds messages that no
+front end will ever render.
+"""
 
 from __future__ import annotations
 

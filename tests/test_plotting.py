@@ -39,3 +39,16 @@ def test_graph_labels_are_legible():
     sizes = [t.get_fontsize() for t in fig.axes[0].texts]
     assert min(sizes) >= 10          # about 11 px at notebook width and 100 dpi
     plt.close(fig)
+
+
+def test_the_explorer_is_a_widget_live_and_one_figure_headless(monkeypatch):
+    import ipywidgets
+
+    from bnhelpers.explore import activation_explorer
+    from bnhelpers.progress import PROGRESS_ENV
+
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    assert activation_explorer() is None
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    assert isinstance(activation_explorer(), ipywidgets.interactive)
+    plt.close("all")

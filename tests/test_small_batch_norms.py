@@ -43,15 +43,20 @@ def renorm_param(D, seed):
     return {"mode": "train", "running_mean": rng.standard_normal(D), "running_var": rng.uniform(0.3, 4, D)}
 
 
+def assert_same_as_batchnorm(out, grads, bn_param, bn_result, bn_backward, dout, bn_reference):
+    """A BN variant reduced to plain BN: same output, gradients and running variance (to 1e-12)."""
+    expected, bn_cache = bn_result
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, bn_backward(dout, bn_cache)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(bn_param["running_var"], bn_reference["running_var"], rtol=1e-12)
+
+
 def test_batchrenorm_with_rmax_1_and_dmax_0_is_batchnorm():
     x, gamma, beta, dout = features(0)
     p_renorm, p_bn = renorm_param(5, 1), renorm_param(5, 1)
     out, cache = batchrenorm_forward(x, gamma, beta, p_renorm, rmax=1.0, dmax=0.0)
-    expected, bn_cache = batchnorm_forward(x, gamma, beta, p_bn)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    for got, want in zip(batchrenorm_backward(dout, cache), batchnorm_backward_fast(dout, bn_cache)):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(p_renorm["running_var"], p_bn["running_var"], rtol=1e-12)
+    assert_same_as_batchnorm(out, batchrenorm_backward(dout, cache), p_renorm, batchnorm_forward(x, gamma, beta, p_bn), batchnorm_backward_fast, dout, p_bn)
 
 
 def test_batchrenorm_without_clipping_normalizes_with_the_running_statistics():
@@ -140,11 +145,7 @@ def test_ghost_batchnorm_with_one_virtual_batch_is_batchnorm(shape):
     plain_forward, plain_backward = (batchnorm_forward, batchnorm_backward_fast) if len(shape) == 2 else (spatial_batchnorm_forward, spatial_batchnorm_backward)
     p_ghost, p_bn = {"mode": "train"}, {"mode": "train"}
     out, cache = ghost_batchnorm_forward(x, gamma, beta, p_ghost, virtual_batch_size=shape[0])
-    expected, bn_cache = plain_forward(x, gamma, beta, p_bn)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    for got, want in zip(ghost_batchnorm_backward(dout, cache), plain_backward(dout, bn_cache)):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(p_ghost["running_var"], p_bn["running_var"], rtol=1e-12)
+    assert_same_as_batchnorm(out, ghost_batchnorm_backward(dout, cache), p_ghost, plain_forward(x, gamma, beta, p_bn), plain_backward, dout, p_bn)
 
 
 def test_ghost_batchnorm_normalizes_each_virtual_batch_and_updates_running_statistics_in_order():

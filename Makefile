@@ -7,6 +7,7 @@
 #   make claims  execute every notebook under seed offsets 1-3, two other OpenBLAS kernels,
 #                2 BLAS threads and the oldest supported packages; print a pass/fail table
 #   make bench   speed and memory against PyTorch (optional requirements-bench.txt)
+#   make lint    ruff: lint rules and formatting (pyproject.toml), as CI runs it
 
 PYTHON ?= python3
 VENV   := .venv
@@ -22,7 +23,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 BLAS_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 TEST_ENV := $(BLAS_ENV) BNHELPERS_PROGRESS=0
 
-.PHONY: setup lab test unit notebooks nbval course html claims oldest bench clean
+.PHONY: setup lab test unit notebooks nbval course html claims oldest bench lint clean
 
 setup: $(STAMP)
 
@@ -88,6 +89,16 @@ oldest: .venv-oldest/.installed
 	.venv-oldest/bin/python -m pip install --quiet -r requirements-oldest.txt
 	.venv-oldest/bin/python -m pip install --quiet --no-deps -e .
 	.venv-oldest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+LINTED := bnhelpers tests tools benchmarks
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+$(VENV)/.dev-installed: $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 bench: setup

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
 
 from bnhelpers import batchnorm_backward, batchnorm_backward_fast, batchnorm_forward
-from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
 
 SIZES = [(60, 100), (256, 1024), (4096, 1024)]
 
@@ -65,10 +65,20 @@ def main():
         x, gamma, beta, dout = inputs(N, D)
         _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
         t = median_seconds_side_by_side(
-            {"staged": lambda: batchnorm_backward(dout, cache), "fast": lambda: batchnorm_backward_fast(dout, cache)},
+            {
+                "staged": lambda dout=dout, cache=cache: batchnorm_backward(dout, cache),
+                "fast": lambda dout=dout, cache=cache: batchnorm_backward_fast(dout, cache),
+            },
             repeats=args.repeats,
         )
-        rows.append([f"({N}, {D})", f"{t['staged'] * 1e3:.3f}", f"{t['fast'] * 1e3:.3f}", f"{t['staged'] / t['fast']:.2f}x"])
+        rows.append(
+            [
+                f"({N}, {D})",
+                f"{t['staged'] * 1e3:.3f}",
+                f"{t['fast'] * 1e3:.3f}",
+                f"{t['staged'] / t['fast']:.2f}x",
+            ]
+        )
     print("\nBackward pass, float32, median ms per call (target: fast at least 2x faster at (4096, 1024))\n")
     print(markdown_table(["(N, D)", "staged graph", "closed form", "speed-up"], rows))
 
@@ -83,16 +93,27 @@ def main():
         for threads in (1, default_threads):
             torch.set_num_threads(threads)
             t = median_seconds_side_by_side(
-                {"ours": ours_forward_backward(x, gamma, beta, dout), "torch": torch_forward_backward(torch, x, gamma, beta, dout)},
+                {
+                    "ours": ours_forward_backward(x, gamma, beta, dout),
+                    "torch": torch_forward_backward(torch, x, gamma, beta, dout),
+                },
                 repeats=args.repeats,
             )
             row += [f"{t['ours'] * 1e3:.3f}", f"{t['torch'] * 1e3:.3f}", f"{t['ours'] / t['torch']:.2f}"]
         rows.append(row)
     torch.set_num_threads(default_threads)
-    print(f"\nForward + backward, float32, median ms per call; ratio = bnhelpers / PyTorch (target <= 1.0)\n")
+    print("\nForward + backward, float32, median ms per call; ratio = bnhelpers / PyTorch (target <= 1.0)\n")
     print(
         markdown_table(
-            ["(N, D)", "bnhelpers", "torch 1 thread", "ratio", "bnhelpers", f"torch {default_threads} threads", "ratio"],
+            [
+                "(N, D)",
+                "bnhelpers",
+                "torch 1 thread",
+                "ratio",
+                "bnhelpers",
+                f"torch {default_threads} threads",
+                "ratio",
+            ],
             rows,
         )
     )

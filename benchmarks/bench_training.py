@@ -30,10 +30,10 @@ if __name__ == "__main__":  # thread settings must be in place before numpy/torc
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(_known.threads)
 
-import numpy as np
+
+from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
 
 import bnhelpers as bh
-from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
 
 CONFIGS = {
     "deep-plain": dict(title="deep net 784-9x100-10, tanh, SGD", batch=60),
@@ -87,7 +87,11 @@ def theirs(torch, config):
         bn = config == "cnn-bn"
         layers, c_in = [], 1
         for c_out in (8, 16):
-            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not bn)] + ([nn.BatchNorm2d(c_out)] if bn else []) + [nn.ReLU(), nn.MaxPool2d(2)]
+            layers += (
+                [nn.Conv2d(c_in, c_out, 3, padding=1, bias=not bn)]
+                + ([nn.BatchNorm2d(c_out)] if bn else [])
+                + [nn.ReLU(), nn.MaxPool2d(2)]
+            )
             c_in = c_out
         model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(16 * 7 * 7, 10))
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -125,7 +129,9 @@ def child(framework, config, steps=20):
 
 
 def peak_memory(framework, config, threads):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, config] + (["--threads", str(threads)] if threads else [])
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", framework, config] + (
+        ["--threads", str(threads)] if threads else []
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=os.path.dirname(__file__))
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
@@ -143,7 +149,10 @@ def main():
     if torch and args.threads:
         torch.set_num_threads(args.threads)
     threads = f"{args.threads} thread(s)" if args.threads else "library default threads"
-    print(f"machine: {machine_line()}, {threads}" + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed"))
+    print(
+        f"machine: {machine_line()}, {threads}"
+        + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed")
+    )
 
     times = {}
     for config in CONFIGS:
@@ -158,20 +167,34 @@ def main():
         row = [spec["title"], spec["batch"], f"{t['ours'] * 1e3:.3f}"]
         row += [f"{t['torch'] * 1e3:.3f}", f"{t['ours'] / t['torch']:.2f}"] if torch else ["-", "-"]
         rows.append(row)
-    print("\nTraining step (forward, loss, backward, update), median ms; ratio = bnhelpers / PyTorch (target <= 0.8 for the deep net)\n")
+    print(
+        "\nTraining step (forward, loss, backward, update), median ms; "
+        "ratio = bnhelpers / PyTorch (target <= 0.8 for the deep net)\n"
+    )
     print(markdown_table(["network", "batch", "bnhelpers", "PyTorch CPU", "ratio"], rows))
 
     def overhead(fw, plain, bn):
         return f"{times[bn][fw] / times[plain][fw] - 1:+.0%}"
 
-    rows = [["deep net (batch 60)", overhead("ours", "deep-plain", "deep-bn")] + ([overhead("torch", "deep-plain", "deep-bn")] if torch else ["-"])]
-    rows.append(["small CNN (batch 64)", overhead("ours", "cnn-plain", "cnn-bn")] + ([overhead("torch", "cnn-plain", "cnn-bn")] if torch else ["-"]))
-    print("\nBN overhead: BN step time / plain step time - 1 (target <= +20%; the source measured +30% for a whole run)\n")
+    rows = [
+        ["deep net (batch 60)", overhead("ours", "deep-plain", "deep-bn")]
+        + ([overhead("torch", "deep-plain", "deep-bn")] if torch else ["-"])
+    ]
+    rows.append(
+        ["small CNN (batch 64)", overhead("ours", "cnn-plain", "cnn-bn")]
+        + ([overhead("torch", "cnn-plain", "cnn-bn")] if torch else ["-"])
+    )
+    print(
+        "\nBN overhead: BN step time / plain step time - 1 (target <= +20%; the source measured +30% for a whole run)\n"
+    )
     print(markdown_table(["network", "bnhelpers", "PyTorch CPU"], rows))
 
     rows = []
     for config, spec in CONFIGS.items():
-        rows.append([spec["title"], f"{peak_memory('ours', config, args.threads):.0f}"] + ([f"{peak_memory('torch', config, args.threads):.0f}"] if torch else ["-"]))
+        rows.append(
+            [spec["title"], f"{peak_memory('ours', config, args.threads):.0f}"]
+            + ([f"{peak_memory('torch', config, args.threads):.0f}"] if torch else ["-"])
+        )
     print("\nPeak memory (max RSS of a fresh process: imports, network, 20 steps), MB\n")
     print(markdown_table(["network", "bnhelpers", "PyTorch CPU"], rows))
 

@@ -41,7 +41,8 @@ def median_seconds_side_by_side(fns: dict, repeats=15, target_seconds=0.02) -> d
 def machine_line() -> str:
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, numpy {np.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

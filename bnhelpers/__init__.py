@@ -31,9 +31,14 @@ from .conv import (
     maxpool2d_forward,
 )
 from .conventions import CONVENTIONS, Convention, conventions_table
-from .covariate_shift import ShiftTracker, add_noise_after_batchnorm, distribution_shift, gradient_shift, layer_input_moments
+from .covariate_shift import (
+    ShiftTracker,
+    add_noise_after_batchnorm,
+    distribution_shift,
+    gradient_shift,
+    layer_input_moments,
+)
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
-from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .experiments import (
     compare_with_and_without_bn,
     final_accuracy_over_seeds,
@@ -45,7 +50,13 @@ from .experiments import (
     training_step,
 )
 from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
-from .inference import batch_statistics_accuracy, fold_batchnorm, population_statistics, use_population_statistics
+from .gradcheck import gradient_check, numerical_gradient, rel_error
+from .inference import (
+    batch_statistics_accuracy,
+    fold_batchnorm,
+    population_statistics,
+    use_population_statistics,
+)
 from .landscape import AlongGradient, along_gradient, landscape_along_gradient, network_objective
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (

@@ -26,10 +26,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import NonFiniteError, check_finite, check_float_array, check_fraction, check_mode, check_positive, check_vector, listed
+from .checks import (
+    NonFiniteError,
+    check_finite,
+    check_float_array,
+    check_fraction,
+    check_mode,
+    check_positive,
+    check_vector,
+    listed,
+)
 from .conventions import Convention, get_convention, initial_running_stats
 
-BN_PARAM_KEYS = frozenset(("mode", "eps", "momentum", "running_mean", "running_var", "convention", "num_batches_tracked"))
+BN_PARAM_KEYS = frozenset(
+    ("mode", "eps", "momentum", "running_mean", "running_var", "convention", "num_batches_tracked")
+)
 
 
 class BatchNormCache(NamedTuple):
@@ -317,7 +328,12 @@ def batchnorm_fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
     D = W.shape[1]
     if b is not None:
         check_vector("b", b, D, what="output feature")
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+    for name, v in (
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
         check_vector(name, v, D, what="output feature of W")
     for name, v in (("W", W), ("b", b), ("gamma", gamma), ("beta", beta)):
         if v is not None:

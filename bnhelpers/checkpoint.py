@@ -103,7 +103,9 @@ class _EntryReader:
             self.shape, self.fortran_order, self.dtype = self._header(stream)
             self.header_bytes = stream.tell()
         if self.dtype.hasobject:
-            raise self._error(f"holds Python objects (dtype {self.dtype}); checkpoints hold numbers only, and it was not unpickled")
+            raise self._error(
+                f"holds Python objects (dtype {self.dtype}); checkpoints hold numbers only, and it was not unpickled"
+            )
         self.nbytes = prod(self.shape) * self.dtype.itemsize
         if self.info.file_size != self.header_bytes + self.nbytes:
             raise self._error(

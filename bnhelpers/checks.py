@@ -99,5 +99,8 @@ def check_below_one(name: str, value) -> float:
 
 
 def listed(keys) -> str:
-    """Keys of any types as a sorted list for a message, e.g. "['eps', 3]" (mixed types cannot be sorted, their reprs can)."""
+    """Keys of any types as a sorted list for a message, e.g. "['eps', 3]".
+
+    Mixed types cannot be sorted, their reprs can.
+    """
     return "[" + ", ".join(sorted(repr(k) for k in keys)) + "]"

@@ -88,7 +88,15 @@ CONVENTIONS: dict[str, Convention] = {
     for c in (
         Convention("house", 0.9, False, 1e-5, 1.0, False, "this course"),
         Convention("pytorch", 0.1, True, 1e-5, 1.0, True, "torch.nn.BatchNorm1d/2d"),
-        Convention("keras", 0.99, False, 1e-3, 1.0, False, "keras.layers.BatchNormalization (Keras 3, non-fused tf.keras)"),
+        Convention(
+            "keras",
+            0.99,
+            False,
+            1e-3,
+            1.0,
+            False,
+            "keras.layers.BatchNormalization (Keras 3, non-fused tf.keras)",
+        ),
         Convention("tf1_layers", 0.99, False, 1e-3, 1.0, False, "tf.layers.batch_normalization, (N, D) input"),
         Convention("tf1", 0.999, False, 1e-3, 1.0, True, "tf.contrib.layers.batch_norm (fused kernel)"),
         Convention("cs231n", 0.9, False, 1e-5, 0.0, False, "CS231n assignment 2"),

@@ -72,7 +72,9 @@ def distribution_shift(before, after) -> np.ndarray:
     """(L,) shift_l = mean |Δmean| + mean |Δstd| per layer, between two ``layer_input_moments`` results."""
     if len(before) != len(after):
         raise ValueError(f"before and after must describe the same layers, got {len(before)} and {len(after)}")
-    return np.array([np.abs(m1 - m0).mean() + np.abs(s1 - s0).mean() for (m0, s0), (m1, s1) in zip(before, after)])
+    return np.array(
+        [np.abs(m1 - m0).mean() + np.abs(s1 - s0).mean() for (m0, s0), (m1, s1) in zip(before, after, strict=True)]
+    )
 
 
 class ShiftTracker:
@@ -93,7 +95,7 @@ class ShiftTracker:
 
     def shifts(self) -> np.ndarray:
         """Row t: the shift of every layer between evaluations t and t + 1."""
-        return np.array([distribution_shift(a, b) for a, b in zip(self.moments[:-1], self.moments[1:])])
+        return np.array([distribution_shift(a, b) for a, b in zip(self.moments[:-1], self.moments[1:], strict=True)])
 
 
 def gradient_shift(net, x, y, lr) -> pd.DataFrame:
@@ -126,7 +128,14 @@ def gradient_shift(net, x, y, lr) -> pd.DataFrame:
                 G, G2 = g[a:b], g_after[a:b]
                 l2 = float(np.linalg.norm(G2 - G))
                 norms = float(np.linalg.norm(G) * np.linalg.norm(G2))
-                rows.append({"layer": number, "l2": l2, "relative": l2 / float(np.linalg.norm(G)), "cosine": float(G @ G2) / norms})
+                rows.append(
+                    {
+                        "layer": number,
+                        "l2": l2,
+                        "relative": l2 / float(np.linalg.norm(G)),
+                        "cosine": float(G @ G2) / norms,
+                    }
+                )
         finally:
             load(w)
     return pd.DataFrame(rows)

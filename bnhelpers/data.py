@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_positive
 from .files import read_into, replacing
-from .progress import PROGRESS_ENV, progress_enabled
+from .progress import progress_enabled
 
 __all__ = ["MnistSplits", "DownloadError", "read_idx", "load_mnist", "download_mnist"]
 
@@ -189,9 +189,14 @@ def _read_idx_stream(stream, path, file_bytes, compressed):
             f"{file_bytes:,} bytes of gzip data can hold"
         )
     if not compressed and file_bytes - header_bytes < expected:
-        raise ValueError(f"{path}: truncated: {file_bytes - header_bytes:,} data bytes, {expected:,} expected for shape {shape}")
+        raise ValueError(
+            f"{path}: truncated: {file_bytes - header_bytes:,} data bytes, {expected:,} expected for shape {shape}"
+        )
     if not compressed and file_bytes - header_bytes > expected:
-        raise ValueError(f"{path}: {file_bytes - header_bytes - expected:,} trailing bytes after the {expected:,} that shape {shape} needs")
+        raise ValueError(
+            f"{path}: {file_bytes - header_bytes - expected:,} trailing bytes "
+            f"after the {expected:,} that shape {shape} needs"
+        )
 
     array = np.empty(shape, dtype=dtype)
     filled = read_into(stream, array)
@@ -441,7 +446,9 @@ class DownloadError(RuntimeError):
         self.folder = folder
 
 
-def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, progress=True, timeout=30.0, deadline=600.0):
+def download_mnist(
+    root=None, *, dataset="mnist", mirrors=None, checksums=None, progress=True, timeout=30.0, deadline=600.0
+):
     """Fetch the four .gz IDX files of MNIST (or Fashion-MNIST) into `root`.
 
     root:      target folder, created if needed; default the repository's
@@ -503,10 +510,15 @@ def download_mnist(root=None, *, dataset="mnist", mirrors=None, checksums=None, 
     for name in needed:
         published = checksums[name] == CHECKSUMS[dataset][name]
         limit = SIZES[dataset][name] if published else LARGEST_SIZE
-        reasons = _download_from_mirrors(name, folder, mirrors, checksums[name], limit, show_progress, timeout, deadline)
+        reasons = _download_from_mirrors(
+            name, folder, mirrors, checksums[name], limit, show_progress, timeout, deadline
+        )
         if reasons:
             if name in damaged:
-                reasons.append(f"the copy already in {folder} (SHA-256 {damaged[name]}) is damaged or another version; it was left as it is")
+                reasons.append(
+                    f"the copy already in {folder} (SHA-256 {damaged[name]}) is damaged or another version; "
+                    "it was left as it is"
+                )
             failures[name] = reasons
     if failures:
         raise DownloadError(_download_failure_message(failures, folder, checksums, dataset), list(failures), folder)
@@ -561,7 +573,12 @@ def _fetch(url, out, label, limit, show_progress, timeout, deadline):
         if expected is not None and expected > limit:
             raise ValueError(f"the server announces {expected:,} bytes; this file has at most {limit:,}")
         with tqdm(
-            total=expected, desc=label, unit="B", unit_scale=True, unit_divisor=1024, disable=not show_progress
+            total=expected,
+            desc=label,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            disable=not show_progress,
         ) as bar:
             # read1 returns whatever has arrived, so a trickling server meets the deadline too.
             while chunk := response.read1(CHUNK_BYTES):

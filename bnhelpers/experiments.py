@@ -46,27 +46,56 @@ def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, p
     def run(key):
         build, make_optimizer, seed = setups[key]
         net = build()
-        history = train(net, make_optimizer(net.parameters()), data, iterations=iterations, batch_size=batch_size, eval_every=eval_every or iterations, seed=seed, progress=progress, verbose=False)
+        history = train(
+            net,
+            make_optimizer(net.parameters()),
+            data,
+            iterations=iterations,
+            batch_size=batch_size,
+            eval_every=eval_every or iterations,
+            seed=seed,
+            progress=progress,
+            verbose=False,
+        )
         return Run(net, history)
 
-    return dict(zip(setups, run_in_parallel(run, setups)))
+    return dict(zip(setups, run_in_parallel(run, setups), strict=True))
 
 
-def compare_with_and_without_bn(build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None) -> dict:
+def compare_with_and_without_bn(
+    build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None
+) -> dict:
     """Train build(False) and build(True) on the same batches; returns {"without BN": Run, "with BN": Run}."""
     setups = {label: (lambda bn=bn: build(bn), make_optimizer, seed) for bn, label in LABELS.items()}
-    return train_each(setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress)
+    return train_each(
+        setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress
+    )
 
 
-def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None) -> list:
+def train_over_seeds(
+    build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None
+) -> list:
     """A Run of build(seed) trained with each seed (weights, dropout masks and batch order)."""
     setups = {seed: (lambda seed=seed: build(seed), make_optimizer, seed) for seed in seeds}
-    return list(train_each(setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress).values())
+    return list(
+        train_each(
+            setups,
+            data,
+            iterations=iterations,
+            batch_size=batch_size,
+            eval_every=eval_every,
+            progress=progress,
+        ).values()
+    )
 
 
-def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None) -> np.ndarray:
+def final_accuracy_over_seeds(
+    build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None
+) -> np.ndarray:
     """Final validation accuracy of build(seed) trained with each seed (see train_over_seeds)."""
-    runs = train_over_seeds(build, make_optimizer, data, seeds, iterations=iterations, batch_size=batch_size, progress=progress)
+    runs = train_over_seeds(
+        build, make_optimizer, data, seeds, iterations=iterations, batch_size=batch_size, progress=progress
+    )
     return np.array([run.history.final_val_accuracy for run in runs])
 
 
@@ -92,8 +121,23 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
     def run(row):
         net = build(row)
         iterations = max(1, examples // row["batch_size"])
-        history = train(net, make_optimizer(net.parameters(), row), data, iterations=iterations, batch_size=row["batch_size"], eval_every=iterations, seed=row["seed"], progress=progress, verbose=False)
-        result = {**row, "iterations": iterations, "accuracy": history.final_val_accuracy, "stopped": history.stopped}
+        history = train(
+            net,
+            make_optimizer(net.parameters(), row),
+            data,
+            iterations=iterations,
+            batch_size=row["batch_size"],
+            eval_every=iterations,
+            seed=row["seed"],
+            progress=progress,
+            verbose=False,
+        )
+        result = {
+            **row,
+            "iterations": iterations,
+            "accuracy": history.final_val_accuracy,
+            "stopped": history.stopped,
+        }
         # A diverged network has nothing left to measure: its columns stay NaN.
         return {**result, **(measure(net, row) if measure and history.stopped is None else {})}
 

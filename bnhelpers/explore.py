@@ -14,8 +14,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 from .plotting import log_axis
-from .progress import progress_enabled
 from .probes import random_net_statistics
+from .progress import progress_enabled
 
 
 def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", batchnorm=False):
@@ -28,7 +28,12 @@ def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", ba
     result = random_net_statistics(depth=depth, activation=activation, init="normal", scale=scale, batchnorm=batchnorm)
     t = result.table
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, column, what in zip(axes, ("act_mean", "act_std", "grad_std"), ("activation mean", "activation std (log)", "gradient std (log)")):
+    for ax, column, what in zip(
+        axes,
+        ("act_mean", "act_std", "grad_std"),
+        ("activation mean", "activation std (log)", "gradient std (log)"),
+        strict=True,
+    ):
         ax.plot(t["layer"], t[column], "o-")
         ax.set(xlabel="hidden layer", title=what)
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
@@ -48,6 +53,8 @@ def activation_explorer():
         draw_activation_statistics,
         log10_scale=widgets.FloatSlider(value=-2.0, min=-3.0, max=1.0, step=0.25, description="log10 scale"),
         depth=widgets.IntSlider(value=10, min=2, max=30, description="depth"),
-        activation=widgets.Dropdown(options=["tanh", "relu", "sigmoid", "leaky_relu"], value="tanh", description="activation"),
+        activation=widgets.Dropdown(
+            options=["tanh", "relu", "sigmoid", "leaky_relu"], value="tanh", description="activation"
+        ),
         batchnorm=widgets.Checkbox(value=False, description="BN before activation"),
     )

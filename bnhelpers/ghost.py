@@ -36,7 +36,11 @@ class GhostCache(NamedTuple):
 
 def check_virtual_batch_size(virtual_batch_size) -> int:
     """A virtual batch holds at least 2 samples (BN needs two values per feature)."""
-    if isinstance(virtual_batch_size, bool) or not isinstance(virtual_batch_size, numbers.Integral) or virtual_batch_size < 2:
+    if (
+        isinstance(virtual_batch_size, bool)
+        or not isinstance(virtual_batch_size, numbers.Integral)
+        or virtual_batch_size < 2
+    ):
         raise ValueError(f"virtual_batch_size must be an integer >= 2, got {virtual_batch_size!r}")
     return int(virtual_batch_size)
 

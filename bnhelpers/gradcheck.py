@@ -67,6 +67,5 @@ def gradient_check(f, inputs: dict, analytic: dict, dout, h=1e-5) -> dict:
     if missing:
         raise ValueError(f"inputs and analytic must name the same arrays; unmatched: {missing}")
     return {
-        name: rel_error(analytic[name], numerical_gradient(lambda _: f(), x, dout, h))
-        for name, x in inputs.items()
+        name: rel_error(analytic[name], numerical_gradient(lambda _: f(), x, dout, h)) for name, x in inputs.items()
     }

@@ -61,7 +61,9 @@ def _check_batch_size(batch_size, n):
 
 
 def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(E[x], Var[x]) of every BN layer (BatchNorm1d/2d, BatchRenorm1d/2d), in order, estimated from ``x`` as in Algorithm 2.
+    """(E[x], Var[x]) of every BN layer, in order, estimated from ``x`` as in Algorithm 2.
+
+    BN layers are BatchNorm1d/2d and BatchRenorm1d/2d.
 
     x is split into full mini-batches of ``batch_size`` (the batch size used
     for training, or larger: larger batches give less noisy estimates). For
@@ -75,9 +77,14 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
     if not bn_layers:
         raise ValueError("net has no batch normalization layers")
     _check_batch_size(batch_size, len(x))
-    ghosts = [layer for layer in bn_layers if layer.virtual_batch_size is not None and batch_size > layer.virtual_batch_size]
+    ghosts = [
+        layer for layer in bn_layers if layer.virtual_batch_size is not None and batch_size > layer.virtual_batch_size
+    ]
     if ghosts:
-        raise ValueError(f"batch_size ({batch_size}) must not exceed the layers' virtual_batch_size ({ghosts[0].virtual_batch_size}): one batch, one set of statistics")
+        raise ValueError(
+            f"batch_size ({batch_size}) must not exceed the layers' virtual_batch_size "
+            f"({ghosts[0].virtual_batch_size}): one batch, one set of statistics"
+        )
     means = [[] for _ in bn_layers]
     variances = [[] for _ in bn_layers]
     with _training_mode_passes(net):
@@ -87,11 +94,13 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
                 mean, var, m = _batch_moments(layer)
                 means[k].append(mean)
                 variances[k].append(var * (m / (m - 1)))
-    return [(np.mean(mu, axis=0), np.mean(var, axis=0)) for mu, var in zip(means, variances)]
+    return [(np.mean(mu, axis=0), np.mean(var, axis=0)) for mu, var in zip(means, variances, strict=True)]
 
 
 def batch_statistics_accuracy(net, x, y, batch_size) -> float:
-    """Accuracy on (x, y) in training mode: every BN layer normalizes each batch of ``batch_size`` with its own statistics.
+    """Accuracy on (x, y) in training mode.
+
+    Every BN layer normalizes each batch of ``batch_size`` with its own statistics.
 
     This is how the network saw data during training. Only full batches are
     used (the last len(x) % batch_size samples are dropped). Nothing in
@@ -102,13 +111,15 @@ def batch_statistics_accuracy(net, x, y, batch_size) -> float:
     used = len(x) - len(x) % batch_size
     with _training_mode_passes(net):
         for start in range(0, used, batch_size):
-            correct += int((net.forward(x[start : start + batch_size]).argmax(axis=1) == y[start : start + batch_size]).sum())
+            correct += int(
+                (net.forward(x[start : start + batch_size]).argmax(axis=1) == y[start : start + batch_size]).sum()
+            )
     return correct / used
 
 
 def use_population_statistics(net, x, batch_size=60):
     """Replace every BN layer's running statistics by population statistics from ``x``."""
-    for layer, (mean, var) in zip(_batchnorm_layers(net), population_statistics(net, x, batch_size)):
+    for layer, (mean, var) in zip(_batchnorm_layers(net), population_statistics(net, x, batch_size), strict=True):
         layer.bn_param["running_mean"] = mean.astype(layer.bn_param["running_mean"].dtype)
         layer.bn_param["running_var"] = var.astype(layer.bn_param["running_var"].dtype)
     return net
@@ -129,10 +140,20 @@ def fold_batchnorm(net) -> Network:
         if isinstance(layer, Linear) and isinstance(following, (BatchNorm1d, BatchRenorm1d)):
             p = following.bn_param
             try:
-                W, b = batchnorm_fold(layer.params["W"], layer.params.get("b"), following.params["gamma"], following.params["beta"], p["running_mean"], p["running_var"], p["eps"])
+                W, b = batchnorm_fold(
+                    layer.params["W"],
+                    layer.params.get("b"),
+                    following.params["gamma"],
+                    following.params["beta"],
+                    p["running_mean"],
+                    p["running_var"],
+                    p["eps"],
+                )
             except ValueError as e:
                 raise ValueError(f"cannot fold layers {i} and {i + 1} ({layer!r}, {following!r}): {e}") from e
-            merged = Linear(layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype)
+            merged = Linear(
+                layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype
+            )
             merged.params["W"][...] = W
             merged.params["b"][...] = b
             folded.append(merged)

@@ -87,7 +87,7 @@ def network_objective(net, x, y):
     bounds = np.cumsum([0] + sizes)
 
     def load(v):
-        for p, a, b in zip(params, bounds[:-1], bounds[1:]):
+        for p, a, b in zip(params, bounds[:-1], bounds[1:], strict=True):
             p.value[...] = v[a:b].reshape(p.value.shape)
 
     def f(v):

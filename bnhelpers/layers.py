@@ -84,7 +84,9 @@ class Linear(Layer):
 
     def forward(self, x):
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"x must be a numpy array of shape (N, {self.in_features}) for {self!r}, got {type(x).__name__}")
+            raise TypeError(
+                f"x must be a numpy array of shape (N, {self.in_features}) for {self!r}, got {type(x).__name__}"
+            )
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"x must have shape (N, {self.in_features}) for {self!r}, got {x.shape}")
         self.x = x
@@ -98,7 +100,10 @@ class Linear(Layer):
             raise RuntimeError(f"{self!r}: backward() needs a forward() first")
         expected = (len(self.x), self.out_features)
         if not isinstance(dout, np.ndarray) or dout.shape != expected:
-            raise ValueError(f"dout must have the shape of {self!r}'s last output {expected}, got {getattr(dout, 'shape', type(dout).__name__)}")
+            raise ValueError(
+                f"dout must have the shape of {self!r}'s last output {expected}, "
+                f"got {getattr(dout, 'shape', type(dout).__name__)}"
+            )
         self.grads["W"] = self.x.T @ dout
         if "b" in self.params:
             self.grads["b"] = dout.sum(axis=0)
@@ -111,7 +116,20 @@ class Linear(Layer):
 class Conv2d(Layer):
     """2-D convolution, NCHW.  W: (out_channels, in_channels, k, k), b: (out_channels,) or none."""
 
-    def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, pad=1, bias=True, *, rng, init="he", scale=None, dtype=np.float32):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size=3,
+        stride=1,
+        pad=1,
+        bias=True,
+        *,
+        rng,
+        init="he",
+        scale=None,
+        dtype=np.float32,
+    ):
         super().__init__()
         self.stride, self.pad = stride, pad
         fan_in = in_channels * kernel_size * kernel_size
@@ -179,7 +197,16 @@ class _BatchNormBase(Layer):
     eps:        None takes the convention's default.
     """
 
-    def __init__(self, num_features, *, convention="house", momentum="preset", eps=None, virtual_batch_size=None, dtype=np.float32):
+    def __init__(
+        self,
+        num_features,
+        *,
+        convention="house",
+        momentum="preset",
+        eps=None,
+        virtual_batch_size=None,
+        dtype=np.float32,
+    ):
         super().__init__()
         num_features = check_count("num_features", num_features)
         # Ghost BN: in training, batches larger than this are normalized in virtual batches of this size.
@@ -192,7 +219,13 @@ class _BatchNormBase(Layer):
         # Validate now, so a bad setting fails at construction, not mid-training,
         # and store the resolved eps and momentum so that they can be read back.
         s = read_bn_param(self.bn_param, num_features, dtype)
-        self.bn_param.update(eps=s.eps, momentum=s.momentum, running_mean=s.running_mean, running_var=s.running_var, num_batches_tracked=0)
+        self.bn_param.update(
+            eps=s.eps,
+            momentum=s.momentum,
+            running_mean=s.running_mean,
+            running_var=s.running_var,
+            num_batches_tracked=0,
+        )
         self.num_features = num_features
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
@@ -214,9 +247,13 @@ class _BatchNormBase(Layer):
         }
 
     def check_buffers(self, buffers, prefix=""):
-        check_running_stats(buffers["running_mean"], buffers["running_var"], f"{prefix}running_mean", f"{prefix}running_var")
+        check_running_stats(
+            buffers["running_mean"], buffers["running_var"], f"{prefix}running_mean", f"{prefix}running_var"
+        )
         if buffers["num_batches_tracked"] < 0:
-            raise ValueError(f"{prefix}num_batches_tracked must be a non-negative count, got {buffers['num_batches_tracked']}")
+            raise ValueError(
+                f"{prefix}num_batches_tracked must be a non-negative count, got {buffers['num_batches_tracked']}"
+            )
 
     def load_buffers(self, buffers):
         self.bn_param["running_mean"] = buffers["running_mean"].copy()
@@ -282,7 +319,9 @@ class BatchRenorm1d(_BatchNormBase):
         return renorm_limits(self.bn_param["num_batches_tracked"], **self.schedule)
 
     def forward(self, x):
-        out, self.cache = batchrenorm_forward(x, self.params["gamma"], self.params["beta"], self._mode(x), *self.limits())
+        out, self.cache = batchrenorm_forward(
+            x, self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
+        )
         return out
 
     def backward(self, dout):
@@ -295,7 +334,9 @@ class BatchRenorm2d(BatchRenorm1d):
 
     def forward(self, x):
         self.shape = x.shape
-        out, self.cache = batchrenorm_forward(_to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits())
+        out, self.cache = batchrenorm_forward(
+            _to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
+        )
         return _from_rows(out, x.shape, "NCHW")
 
     def backward(self, dout):
@@ -344,11 +385,15 @@ class GroupNorm(Layer):
     def forward(self, x):
         self.shape = x.shape
         images = x if x.ndim == 4 else x.reshape(x.shape + (1, 1))
-        out, self.cache = groupnorm_forward(images, self.params["gamma"], self.params["beta"], self.groups, self.gn_param)
+        out, self.cache = groupnorm_forward(
+            images, self.params["gamma"], self.params["beta"], self.groups, self.gn_param
+        )
         return out.reshape(x.shape)
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = groupnorm_backward(dout.reshape(self.cache.x_hat.shape), self.cache)
+        dx, self.grads["gamma"], self.grads["beta"] = groupnorm_backward(
+            dout.reshape(self.cache.x_hat.shape), self.cache
+        )
         return dx.reshape(self.shape)
 
     def __repr__(self):

@@ -25,7 +25,21 @@ import numpy as np
 
 from .checks import check_count, check_fraction
 from .init import check_init
-from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, BatchRenorm2d, Conv2d, Dropout, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d, ReLU, make_activation
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchRenorm1d,
+    BatchRenorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    GroupNorm,
+    LayerNorm,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    make_activation,
+)
 from .network import Network
 from .seeding import shifted
 
@@ -56,7 +70,20 @@ def _norm_layer(norm, width, *, images, groups, dtype, bn_options):
     return GroupNorm(width, 1 if norm == "layer" else groups, dtype=dtype)
 
 
-def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", groups=4, dropout=0.0, init="xavier", scale=None, seed=0, dtype=np.float32, bn_options=None):
+def mlp(
+    sizes,
+    *,
+    activation="tanh",
+    norm=None,
+    norm_position="before",
+    groups=4,
+    dropout=0.0,
+    init="xavier",
+    scale=None,
+    seed=0,
+    dtype=np.float32,
+    bn_options=None,
+):
     """A multilayer perceptron.
 
     sizes:         (inputs, hidden_1, ..., hidden_k, classes), e.g. (784, 256, 256, 10).
@@ -86,7 +113,7 @@ def mlp(sizes, *, activation="tanh", norm=None, norm_position="before", groups=4
     weight_rng, dropout_rng = _generators(seed)
 
     layers = []
-    for fan_in, width in zip(sizes[:-2], sizes[1:-1]):
+    for fan_in, width in zip(sizes[:-2], sizes[1:-1], strict=True):
         bn_follows = norm in BATCH_STATISTICS and norm_position == "before"
         layers.append(Linear(fan_in, width, bias=not bn_follows, rng=weight_rng, init=init, scale=scale, dtype=dtype))
         if norm and norm_position == "before":
@@ -106,19 +133,50 @@ def deep_net(scale=0.1, *, activation="tanh", batchnorm=False, seed=0, dtype=np.
     (One source describes it as "10 hidden layers"; its code builds 9 hidden
     layers plus the output layer, 10 weight matrices in all, as here.)
     """
-    return mlp((784,) + (100,) * 9 + (10,), activation=activation, norm="batch" if batchnorm else None, init="normal", scale=scale, seed=seed, dtype=dtype, bn_options=bn_options)
+    return mlp(
+        (784,) + (100,) * 9 + (10,),
+        activation=activation,
+        norm="batch" if batchnorm else None,
+        init="normal",
+        scale=scale,
+        seed=seed,
+        dtype=dtype,
+        bn_options=bn_options,
+    )
 
 
-def three_layer_net(*, init="he", scale=None, batchnorm=False, dropout=0.0, activation="relu", seed=0, dtype=np.float32):
+def three_layer_net(
+    *, init="he", scale=None, batchnorm=False, dropout=0.0, activation="relu", seed=0, dtype=np.float32
+):
     """784 -> 256 -> 256 -> 10, ReLU: the network of the sources' Adam and RMSprop comparisons.
 
     The sources' "bad" initialization is ``init="normal", scale=1.0``; their
     "Xavier/2" is the default, He initialization.
     """
-    return mlp((784, 256, 256, 10), activation=activation, norm="batch" if batchnorm else None, dropout=dropout, init=init, scale=scale, seed=seed, dtype=dtype)
+    return mlp(
+        (784, 256, 256, 10),
+        activation=activation,
+        norm="batch" if batchnorm else None,
+        dropout=dropout,
+        init=init,
+        scale=scale,
+        seed=seed,
+        dtype=dtype,
+    )
 
 
-def small_cnn(*, norm="batch", groups=4, batchnorm=None, channels=(8, 16), init="he", scale=None, seed=0, dtype=np.float32, bn_options=None):
+def small_cnn(
+    *,
+    norm="batch",
+    groups=4,
+    batchnorm=None,
+    channels=(8, 16),
+    init="he",
+    scale=None,
+    seed=0,
+    dtype=np.float32,
+    bn_options=None,
+):
     """(N, 1, 28, 28) -> [conv3x3 -> (norm) -> ReLU -> maxpool2] x 2 -> Linear -> 10 logits.
 
     norm:       None, 'batch' (BatchNorm2d), 'renorm' (BatchRenorm2d), 'layer' (over each
@@ -129,14 +187,28 @@ def small_cnn(*, norm="batch", groups=4, batchnorm=None, channels=(8, 16), init=
     """
     if batchnorm is not None:
         if norm != "batch":
-            raise ValueError(f"pass norm= or the older batchnorm=, not both (got norm={norm!r}, batchnorm={batchnorm!r})")
+            raise ValueError(
+                f"pass norm= or the older batchnorm=, not both (got norm={norm!r}, batchnorm={batchnorm!r})"
+            )
         norm = "batch" if batchnorm else None
     _check_norm(norm)
     check_init(init, scale)
     weight_rng, _ = _generators(seed)
     layers, c_in, side = [], 1, 28
     for c_out in channels:
-        layers.append(Conv2d(c_in, c_out, 3, pad=1, bias=norm not in BATCH_STATISTICS, rng=weight_rng, init=init, scale=scale, dtype=dtype))
+        layers.append(
+            Conv2d(
+                c_in,
+                c_out,
+                3,
+                pad=1,
+                bias=norm not in BATCH_STATISTICS,
+                rng=weight_rng,
+                init=init,
+                scale=scale,
+                dtype=dtype,
+            )
+        )
         if norm:
             layers.append(_norm_layer(norm, c_out, images=True, groups=groups, dtype=dtype, bn_options=bn_options))
         layers += [ReLU(), MaxPool2d(2)]

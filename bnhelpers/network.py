@@ -84,7 +84,10 @@ class Network:
         if self.output_shape is None:
             raise RuntimeError("backward() needs a forward() first: it propagates the gradient of that pass's output")
         if not isinstance(dout, np.ndarray) or dout.shape != self.output_shape:
-            raise ValueError(f"dout must have the shape of the last forward output {self.output_shape}, got {getattr(dout, 'shape', type(dout).__name__)}")
+            raise ValueError(
+                f"dout must have the shape of the last forward output {self.output_shape}, "
+                f"got {getattr(dout, 'shape', type(dout).__name__)}"
+            )
         self.output_grads = []
         for layer in reversed(self.layers):
             if record:
@@ -116,7 +119,7 @@ class Network:
 
     # --- modes and parameters --------------------------------------------------------
 
-    def set_mode(self, mode: str) -> "Network":
+    def set_mode(self, mode: str) -> Network:
         """'train': batch statistics, dropout on.  'eval': running statistics, dropout off."""
         if mode not in NETWORK_MODES:
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -125,10 +128,10 @@ class Network:
             layer.training = mode == "train"
         return self
 
-    def train(self) -> "Network":
+    def train(self) -> Network:
         return self.set_mode("train")
 
-    def eval(self) -> "Network":
+    def eval(self) -> Network:
         return self.set_mode("eval")
 
     @contextmanager
@@ -142,7 +145,7 @@ class Network:
         try:
             yield self
         finally:
-            for layer, buffers in zip(self.layers, saved):
+            for layer, buffers in zip(self.layers, saved, strict=True):
                 if buffers:
                     layer.load_buffers(buffers)
 
@@ -167,7 +170,7 @@ class Network:
         """Write all parameters and buffers to ``path`` (.npz, atomic)."""
         return save_arrays(path, self.state())
 
-    def load(self, path) -> "Network":
+    def load(self, path) -> Network:
         """Load a checkpoint saved by ``save`` from a network of the same architecture.
 
         All or nothing: names and shapes are checked from the file's headers

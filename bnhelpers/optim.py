@@ -30,7 +30,7 @@ class Optimizer:
     def step(self):
         grads = [p.grad for p in self.parameters]  # first, so that a missing gradient changes nothing
         self.steps += 1
-        for p, grad, state in zip(self.parameters, grads, self.state):
+        for p, grad, state in zip(self.parameters, grads, self.state, strict=True):
             self._update(p.value, grad, state)
 
     def _update(self, value, grad, state):
@@ -105,4 +105,3 @@ class Adam(Optimizer):
         # math.sqrt keeps these Python floats, so float32 parameters are not upcast.
         c1, c2 = 1 - self.beta1**self.steps, math.sqrt(1 - self.beta2**self.steps)
         value -= (self.lr * c2 / c1) * m / (np.sqrt(v) + self.eps * c2)
-

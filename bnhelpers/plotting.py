@@ -22,7 +22,9 @@ def set_style():
     ("retina"), so that they stay sharp when a reader zooms in.
     """
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
-    plt.rcParams.update({"figure.figsize": (9, 3.8), "figure.dpi": 100, "axes.titleweight": "bold", "figure.autolayout": True})
+    plt.rcParams.update(
+        {"figure.figsize": (9, 3.8), "figure.dpi": 100, "axes.titleweight": "bold", "figure.autolayout": True}
+    )
     try:
         from IPython import get_ipython
         from matplotlib_inline.backend_inline import set_matplotlib_formats
@@ -41,7 +43,7 @@ def log_axis(ax, axis="y"):
     """
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
-    low, high = (ax.get_ylim() if axis == "y" else ax.get_xlim())
+    low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
     if high / low < 30:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -53,11 +55,15 @@ def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns) + 1.8, 3.6), squeeze=False)
     # Distinct markers and dashes keep every line visible where several coincide.
     styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-."), ("v", (0, (5, 1)))]
-    for ax, col in zip(axes[0], columns):
+    for ax, col in zip(axes[0], columns, strict=True):
         for k, (label, result) in enumerate(results.items()):
             marker, dashes = styles[k % len(styles)]
             ax.plot(result.table["layer"], result.table[col], marker=marker, ls=dashes, ms=5, label=label)
-        ax.set(xlabel="hidden layer", ylabel=col.replace("_", " "), title=(titles or {}).get(col, col.replace("_", " ")))
+        ax.set(
+            xlabel="hidden layer",
+            ylabel=col.replace("_", " "),
+            title=(titles or {}).get(col, col.replace("_", " ")),
+        )
         if col in logy:
             log_axis(ax)
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
@@ -145,8 +151,12 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
         dx, dy = x1 - x0, y1 - y0
         t = min(half_w / abs(dx) if dx else np.inf, half_h / abs(dy) if dy else np.inf)
         a = (x0 + t * dx, y0 + t * dy) if from_box else (x0 + 0.12 * np.sign(dx), y0 + 0.12 * np.sign(dy))
-        ax.annotate("", xy=(x1 - t * dx, y1 - t * dy), xytext=a,
-                    arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.4, mutation_scale=14, shrinkA=1, shrinkB=1))
+        ax.annotate(
+            "",
+            xy=(x1 - t * dx, y1 - t * dy),
+            xytext=a,
+            arrowprops=dict(arrowstyle="-|>", color="0.3", lw=1.4, mutation_scale=14, shrinkA=1, shrinkB=1),
+        )
 
     for a, b in GRAPH_EDGES:
         arrow(GRAPH_NODES[a][:2], GRAPH_NODES[b][:2])
@@ -155,12 +165,29 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
         ax.text(x, y, name, ha="center", va="center", fontsize=16)
     for name, (x, y, label, grad) in GRAPH_NODES.items():
         colour = colours[1] if name in highlight else (colours[2] if name in ("x", "out") else colours[0])
-        ax.add_patch(FancyBboxPatch((x - half_w + 0.04, y - half_h + 0.04), 2 * half_w - 0.08, 2 * half_h - 0.08,
-                                    boxstyle="round,pad=0.04", fc=colour, ec="none", alpha=0.9))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - half_w + 0.04, y - half_h + 0.04),
+                2 * half_w - 0.08,
+                2 * half_h - 0.08,
+                boxstyle="round,pad=0.04",
+                fc=colour,
+                ec="none",
+                alpha=0.9,
+            )
+        )
         ax.text(x, y, label, ha="center", va="center", fontsize=10, color="white", fontweight="bold")
         if show_local_gradients and grad:
             above = y > 0.5
-            ax.text(x, y + (0.36 if above else -0.36), grad, ha="center", va="bottom" if above else "top", fontsize=10.5, color="0.15")
+            ax.text(
+                x,
+                y + (0.36 if above else -0.36),
+                grad,
+                ha="center",
+                va="bottom" if above else "top",
+                fontsize=10.5,
+                color="0.15",
+            )
     ax.set(xlim=(-0.7, 12.7), ylim=(-0.8, 1.65))
     ax.axis("off")
     ax.set_title("Batch normalization forward pass as a computational graph (backward: right to left)")
@@ -174,21 +201,30 @@ def mean_and_seeds(ax, samples: dict, ylabel, title):
     that start at zero.
     """
     colours = sns.color_palette(PALETTE, len(samples))
-    for i, (label, values) in enumerate(samples.items()):
+    for i, values in enumerate(samples.values()):
         values = np.asarray(values)
         ax.plot(np.full(len(values), i - 0.12), values, "o", color=colours[i], alpha=0.7, ms=5)
-        ax.errorbar(i + 0.12, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, fmt="s", color=colours[i], capsize=6, ms=7)
+        ax.errorbar(
+            i + 0.12,
+            values.mean(),
+            yerr=values.std(ddof=1) if len(values) > 1 else 0,
+            fmt="s",
+            color=colours[i],
+            capsize=6,
+            ms=7,
+        )
     ax.set_xticks(range(len(samples)), list(samples))
     ax.set_xlim(-0.6, len(samples) - 0.4)
     ax.set(ylabel=ylabel, title=title)
     return ax.figure
 
 
-def speedup_plot(sizes, ratios, ax=None, title="Closed-form backward vs staged graph", ylabel="speed-up (staged / fast)"):
+def speedup_plot(
+    sizes, ratios, ax=None, title="Closed-form backward vs staged graph", ylabel="speed-up (staged / fast)"
+):
     fig, ax = _axes(ax)
     ax.plot(range(len(sizes)), ratios, "o-")
     ax.set_xticks(range(len(sizes)), [f"{n}×{d}" for n, d in sizes])
     ax.axhline(1.0, color="grey", ls=":", lw=1)
     ax.set(xlabel="(N, D)", ylabel=ylabel, title=title)
     return fig
-

@@ -100,7 +100,9 @@ def probe(net, x, y=None, dout=None) -> ProbeResult:
     return ProbeResult(pd.DataFrame(rows), activations, gradients)
 
 
-def random_net_statistics(*, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, batchnorm=False, seed=0) -> ProbeResult:
+def random_net_statistics(
+    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, batchnorm=False, seed=0
+) -> ProbeResult:
     """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
 
     ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
@@ -141,11 +143,14 @@ def channel_statistics(net, x) -> pd.DataFrame:
     with net.preserving_buffers():
         net.forward(x, record=True)
     rows = []
-    for i, (layer, out) in enumerate(zip(net.layers, net.outputs)):
+    for i, (layer, out) in enumerate(zip(net.layers, net.outputs, strict=True)):
         if out.ndim != 4:
             continue
         means, stds = out.mean(axis=(0, 2, 3)), out.std(axis=(0, 2, 3))
-        rows += [{"layer": i, "type": type(layer).__name__, "channel": c, "mean": float(m), "std": float(s)} for c, (m, s) in enumerate(zip(means, stds))]
+        rows += [
+            {"layer": i, "type": type(layer).__name__, "channel": c, "mean": float(m), "std": float(s)}
+            for c, (m, s) in enumerate(zip(means, stds, strict=True))
+        ]
     return pd.DataFrame(rows)
 
 

@@ -46,7 +46,9 @@ class RenormCache(NamedTuple):
 
 
 def renorm_limits(step, *, warmup, ramp, rmax=3.0, dmax=5.0):
-    """(rmax_t, dmax_t) at training step ``step``: 1 and 0 for ``warmup`` steps, then linear up to (rmax, dmax) over ``ramp`` steps.
+    """(rmax_t, dmax_t) at training step ``step``.
+
+    1 and 0 for ``warmup`` steps, then linear up to (rmax, dmax) over ``ramp`` steps.
 
     The paper (ImageNet, batch 4 per worker) keeps rmax = 1, dmax = 0 for 5,000
     steps and reaches rmax = 3 at 40,000 steps and dmax = 5 at 25,000 steps.

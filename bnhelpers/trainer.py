@@ -56,12 +56,15 @@ class History:
         return self.val_accuracy[-1]
 
     def late_val_accuracy(self, last=3) -> float:
-        """Mean validation accuracy of the last ``last`` evaluations: a score that one late spike of the loss cannot decide."""
+        """Mean validation accuracy of the last ``last`` evaluations.
+
+        A score that one late spike of the loss cannot decide.
+        """
         return float(np.mean(self.val_accuracy[-last:]))
 
     def first_iteration_reaching(self, accuracy: float):
         """The first evaluated iteration with validation accuracy >= ``accuracy``, or None."""
-        return next((it for it, a in zip(self.eval_iterations, self.val_accuracy) if a >= accuracy), None)
+        return next((it for it, a in zip(self.eval_iterations, self.val_accuracy, strict=True) if a >= accuracy), None)
 
 
 def evaluate(net, x, y, batch_size=2000):
@@ -79,7 +82,19 @@ def minibatch_indices(n, batch_size, iterations, rng):
     return np.concatenate(batches)[:iterations]
 
 
-def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None, on_eval=None, verbose=True):
+def train(
+    net,
+    optimizer,
+    data,
+    *,
+    iterations,
+    batch_size,
+    eval_every=60,
+    seed=0,
+    progress=None,
+    on_eval=None,
+    verbose=True,
+):
     """Train ``net`` in place and return its History.
 
     data:        an object with x_train, y_train, x_val, y_val (e.g. load_mnist()'s result).
@@ -104,7 +119,9 @@ def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0
     if batch_size > len(x):
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
     if batch_size < 2 and any(isinstance(layer, BatchNorm1d) for layer in net.layers):
-        raise ValueError("batch_size must be at least 2 for a network with BatchNorm1d: batch statistics need 2+ samples")
+        raise ValueError(
+            "batch_size must be at least 2 for a network with BatchNorm1d: batch statistics need 2+ samples"
+        )
 
     history = History()
     batches = minibatch_indices(len(x), batch_size, iterations, rng(seed))
@@ -135,7 +152,10 @@ def train(net, optimizer, data, *, iterations, batch_size, eval_every=60, seed=0
     net.train()
     # A diverging run overflows on its way to a non-finite loss; we report that
     # once, as divergence, instead of a stream of numpy warnings.
-    with tqdm(total=iterations, disable=not progress_enabled(progress), leave=False) as bar, np.errstate(over="ignore", invalid="ignore"):
+    with (
+        tqdm(total=iterations, disable=not progress_enabled(progress), leave=False) as bar,
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
         # A network whose first evaluation is already non-finite takes no step.
         for it, idx in enumerate(batches if evaluate_now(0) else [], start=1):
             yb = y[idx]

@@ -40,4 +40,8 @@ def outcome_with_memory_limit(call: str, headroom_mb: int = 160) -> str:
             print("ValueError:", e)
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    return (done.stdout.strip() or done.stderr.strip().splitlines()[-1]) if done.returncode == 0 else f"crashed: {done.stderr[-500:]}"
+    return (
+        (done.stdout.strip() or done.stderr.strip().splitlines()[-1])
+        if done.returncode == 0
+        else f"crashed: {done.stderr[-500:]}"
+    )

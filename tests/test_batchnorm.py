@@ -80,12 +80,17 @@ def test_gradient_check_detects_a_wrong_backward():
 def test_staged_and_fast_backward_agree(seed, N, D):
     x, gamma, beta, dout = make_inputs(seed, N, D)
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    for staged, fast in zip(batchnorm_backward(dout, cache), batchnorm_backward_fast(dout, cache)):
+    for staged, fast in zip(batchnorm_backward(dout, cache), batchnorm_backward_fast(dout, cache), strict=True):
         assert rel_error(staged, fast) <= 1e-10
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), N=st.integers(2, 40), D=st.integers(1, 12), eps=st.sampled_from([1e-5, 1e-2, 1.0]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    N=st.integers(2, 40),
+    D=st.integers(1, 12),
+    eps=st.sampled_from([1e-5, 1e-2, 1.0]),
+)
 def test_dx_sums_to_zero_and_is_orthogonal_to_x_hat_up_to_eps(seed, N, D, eps):
     x, gamma, beta, dout = make_inputs(seed, N, D)
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": eps})
@@ -174,7 +179,9 @@ def test_float32_stays_float32():
 def test_float32_forward_is_accurate():
     x, gamma, beta, _ = make_inputs(9, 500, 8, loc=50.0)
     out64, _ = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    out32, _ = batchnorm_forward(x.astype(np.float32), gamma.astype(np.float32), beta.astype(np.float32), {"mode": "train"})
+    out32, _ = batchnorm_forward(
+        x.astype(np.float32), gamma.astype(np.float32), beta.astype(np.float32), {"mode": "train"}
+    )
     assert np.abs(out32 - out64).max() < 1e-4
 
 
@@ -184,7 +191,7 @@ def test_forward_does_not_modify_its_inputs():
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
     for backward in BACKWARDS:
         backward(dout, cache)
-    for a, b in zip((x, gamma, beta, dout), saved):
+    for a, b in zip((x, gamma, beta, dout), saved, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -202,20 +209,48 @@ GOOD = dict(x=np.ones((4, 3)) * np.arange(4)[:, None], gamma=np.ones(3), beta=np
         ({"beta": np.ones((1, 3))}, ValueError, r"beta must have shape \(3,\)"),
         ({"bn_param": {}}, ValueError, r"bn_param\['mode'\] is required"),
         ({"bn_param": {"mode": "eval"}}, ValueError, r"mode must be 'train' or 'test', got 'eval'"),
-        ({"bn_param": {"mode": "train", "convention": "caffe"}}, ValueError, r"convention.*'pytorch'.*got 'caffe'"),
+        (
+            {"bn_param": {"mode": "train", "convention": "caffe"}},
+            ValueError,
+            r"convention.*'pytorch'.*got 'caffe'",
+        ),
         ({"bn_param": {"mode": "train", "eps": 0.0}}, ValueError, r"bn_param\['eps'\] must be a positive"),
         ({"bn_param": {"mode": "train", "eps": -1e-5}}, ValueError, r"bn_param\['eps'\] must be a positive"),
-        ({"bn_param": {"mode": "train", "momentum": 1.5}}, ValueError, r"bn_param\['momentum'\] must be in \[0, 1\], got 1.5"),
-        ({"bn_param": {"mode": "train", "momentum": -0.1}}, ValueError, r"bn_param\['momentum'\] must be in \[0, 1\]"),
-        ({"bn_param": {"mode": "train", "momentum": None}}, ValueError, r"None.*only with convention 'pytorch'"),
+        (
+            {"bn_param": {"mode": "train", "momentum": 1.5}},
+            ValueError,
+            r"bn_param\['momentum'\] must be in \[0, 1\], got 1.5",
+        ),
+        (
+            {"bn_param": {"mode": "train", "momentum": -0.1}},
+            ValueError,
+            r"bn_param\['momentum'\] must be in \[0, 1\]",
+        ),
+        (
+            {"bn_param": {"mode": "train", "momentum": None}},
+            ValueError,
+            r"None.*only with convention 'pytorch'",
+        ),
         ({"bn_param": {"mode": "train", "momentun": 0.9}}, ValueError, r"unknown keys \['momentun'\]"),
-        ({"bn_param": {"mode": "train", "running_mean": np.zeros(5), "running_var": np.ones(3)}}, ValueError, r"running_mean'\] must have shape \(3,\)"),
-        ({"bn_param": {"mode": "train", "running_mean": np.zeros(3)}}, ValueError, r"both 'running_mean' and 'running_var', or neither"),
+        (
+            {"bn_param": {"mode": "train", "running_mean": np.zeros(5), "running_var": np.ones(3)}},
+            ValueError,
+            r"running_mean'\] must have shape \(3,\)",
+        ),
+        (
+            {"bn_param": {"mode": "train", "running_mean": np.zeros(3)}},
+            ValueError,
+            r"both 'running_mean' and 'running_var', or neither",
+        ),
         ({"bn_param": "train"}, TypeError, r"bn_param must be a dict"),
         ({"x": np.ones((1, 3))}, ValueError, r"expected more than 1 value per feature when training"),
         ({"x": np.array([[1.0, np.nan, 0.0], [2.0, 1.0, 0.0]])}, ValueError, r"x contains NaN or infinite"),
         ({"x": np.array([[1.0, np.inf, 0.0], [2.0, 1.0, 0.0]])}, ValueError, r"x contains NaN or infinite"),
-        ({"x": np.array([[1.0, 3e38, 0.0], [2.0, -3e38, 0.0]], dtype=np.float32)}, ValueError, r"too large to square in float32"),
+        (
+            {"x": np.array([[1.0, 3e38, 0.0], [2.0, -3e38, 0.0]], dtype=np.float32)},
+            ValueError,
+            r"too large to square in float32",
+        ),
     ],
 )
 def test_bad_input_raises_a_clear_error_and_changes_nothing(change, error, message):
@@ -269,7 +304,7 @@ def test_fold_equals_affine_then_test_mode_bn(with_bias):
     expected, _ = batchnorm_forward(y, gamma, beta, {"mode": "test", "running_mean": rm, "running_var": rv})
     Wf, bf = batchnorm_fold(W, b, gamma, beta, rm, rv, eps=1e-5)
     np.testing.assert_allclose(x @ Wf + bf, expected, rtol=1e-12, atol=1e-12)
-    for a, s in zip((W, gamma, beta, rm, rv), saved):
+    for a, s in zip((W, gamma, beta, rm, rv), saved, strict=True):
         np.testing.assert_array_equal(a, s)
 
 
@@ -295,7 +330,11 @@ NAN_3, INF_3 = np.array([1.0, np.nan, 1.0]), np.array([0.0, 0.0, -np.inf])
     ],
 )
 def test_non_finite_parameters_and_statistics_are_named_and_change_nothing(mode, change, message):
-    bn_param = {"mode": mode, "running_mean": np.array([1.0, 2.0, 3.0]), "running_var": np.array([4.0, 5.0, 6.0])}
+    bn_param = {
+        "mode": mode,
+        "running_mean": np.array([1.0, 2.0, 3.0]),
+        "running_var": np.array([4.0, 5.0, 6.0]),
+    }
     args = dict(GOOD)
     for key, value in change.items():
         (bn_param if key.startswith("running") else args)[key] = value
@@ -316,7 +355,11 @@ def test_huge_but_finite_values_are_not_mistaken_for_non_finite():
     """The fast check multiplies vectors; an overflow of those products alone must not raise."""
     x = np.array([[1e18, 1.0], [3e18, 2.0]], dtype=np.float32)
     gamma = np.array([1e30, 1.0], dtype=np.float32)
-    bn_param = {"mode": "train", "running_mean": np.zeros(2, np.float32), "running_var": np.full(2, 1e30, np.float32)}
+    bn_param = {
+        "mode": "train",
+        "running_mean": np.zeros(2, np.float32),
+        "running_var": np.full(2, 1e30, np.float32),
+    }
     out, _ = batchnorm_forward(x, gamma, np.zeros(2, np.float32), bn_param)
     assert np.isfinite(bn_param["running_mean"]).all() and np.isfinite(bn_param["running_var"]).all()
     np.testing.assert_allclose(out[:, 1], [-1, 1], rtol=1e-4)
@@ -334,7 +377,14 @@ def test_huge_but_finite_values_are_not_mistaken_for_non_finite():
     ],
 )
 def test_fold_refuses_non_finite_or_negative_values(argument, value, message):
-    args = dict(W=np.ones((3, 4)), b=None, gamma=np.ones(4), beta=np.zeros(4), running_mean=np.zeros(4), running_var=np.ones(4))
+    args = dict(
+        W=np.ones((3, 4)),
+        b=None,
+        gamma=np.ones(4),
+        beta=np.zeros(4),
+        running_mean=np.zeros(4),
+        running_var=np.ones(4),
+    )
     args[argument] = value
     with pytest.raises(ValueError, match=message):
         batchnorm_fold(**args)

@@ -14,10 +14,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 from bnhelpers import Adam, deep_net, mlp, small_cnn, train
 from bnhelpers.checkpoint import load_arrays, save_arrays
-from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 
 @pytest.fixture
@@ -43,7 +43,14 @@ def test_round_trip_gives_bit_identical_eval_predictions(trained, tmp_path):
 def test_checkpoint_holds_parameters_and_running_statistics(trained, tmp_path):
     net, _ = trained
     arrays = load_arrays(net.save(tmp_path / "model.npz"))
-    assert {"1.gamma", "1.beta", "1.running_mean", "1.running_var", "1.num_batches_tracked", "0.W"} <= arrays.keys()
+    assert {
+        "1.gamma",
+        "1.beta",
+        "1.running_mean",
+        "1.running_var",
+        "1.num_batches_tracked",
+        "0.W",
+    } <= arrays.keys()
     assert int(arrays["1.num_batches_tracked"]) == 30
     np.testing.assert_array_equal(arrays["1.running_var"], net.layers[1].bn_param["running_var"])
 
@@ -54,7 +61,9 @@ def test_parameters_only_checkpoint_is_rejected_and_changes_nothing(trained, tmp
     save_arrays(tmp_path / "params.npz", params_only)
     fresh = mlp((20, 16, 16, 3), norm="batch", dropout=0.1, seed=99)
     before = fresh.predict(x)
-    with pytest.raises(ValueError, match=r"missing entries \['1.num_batches_tracked', '1.running_mean', '1.running_var'"):
+    with pytest.raises(
+        ValueError, match=r"missing entries \['1.num_batches_tracked', '1.running_mean', '1.running_var'"
+    ):
         fresh.load(tmp_path / "params.npz")
     np.testing.assert_array_equal(fresh.predict(x), before)
 
@@ -164,9 +173,21 @@ def fresh_net():
     "name, value, complaint",
     [
         ("4.W", np.full((16, 16), "x"), r"4.W must hold real floating-point values, found dtype <U1"),
-        ("5.num_batches_tracked", np.array("abc"), r"5.num_batches_tracked must hold an integer, found dtype <U3"),
-        ("5.num_batches_tracked", np.array(-5), r"5.num_batches_tracked must be a non-negative count, got -5"),
-        ("5.num_batches_tracked", np.array(2.7), r"5.num_batches_tracked must hold an integer, found dtype float64"),
+        (
+            "5.num_batches_tracked",
+            np.array("abc"),
+            r"5.num_batches_tracked must hold an integer, found dtype <U3",
+        ),
+        (
+            "5.num_batches_tracked",
+            np.array(-5),
+            r"5.num_batches_tracked must be a non-negative count, got -5",
+        ),
+        (
+            "5.num_batches_tracked",
+            np.array(2.7),
+            r"5.num_batches_tracked must hold an integer, found dtype float64",
+        ),
         ("5.gamma", np.full(16, np.nan, np.float32), r"5.gamma contains NaN or infinite"),
         ("5.beta", np.full(16, np.inf, np.float32), r"5.beta contains NaN or infinite"),
         ("5.running_var", -np.ones(16, np.float32), r"5.running_var must be non-negative"),
@@ -218,7 +239,11 @@ def test_exotic_or_foreign_entries_raise_value_errors(trained, tmp_path):
     foreign = net.save(tmp_path / "foreign.npz")
     with zipfile.ZipFile(foreign, "a") as archive:
         archive.writestr("notes.txt", "not an array")
-    for path, complaint in ((deflate64, r"entry '0.W'.*deflate64"), (encrypted, r"entry '0.W'.*encrypted"), (foreign, r"entry 'notes.txt' is not a .npy array")):
+    for path, complaint in (
+        (deflate64, r"entry '0.W'.*deflate64"),
+        (encrypted, r"entry '0.W'.*encrypted"),
+        (foreign, r"entry 'notes.txt' is not a .npy array"),
+    ):
         with pytest.raises(ValueError, match=complaint):
             load_arrays(path)
         with pytest.raises(ValueError, match=complaint):
@@ -268,14 +293,21 @@ def bombs(tmp_path_factory):
 
 
 LOAD_INTO_THE_NETWORK = "mlp((20, 16, 16, 3), norm='batch', dropout=0.1).load({path!r})"
-DECLARES_8_TB = r"entry 'payload' has a header that declares float64 of shape \(1000000000000,\) \(8,000,000,000,000 bytes\) but the entry holds 1,048,576"
+DECLARES_8_TB = (
+    r"entry 'payload' has a header that declares float64 of shape \(1000000000000,\) "
+    r"\(8,000,000,000,000 bytes\) but the entry holds 1,048,576"
+)
 
 
 @pytest.mark.skipif(not LINUX_ONLY, reason="uses /proc and RLIMIT_AS")
 @pytest.mark.parametrize(
     "bomb, call, complaint",
     [
-        ("inflating", LOAD_INTO_THE_NETWORK, r"unexpected entries \['payload'\]; 0.W has shape \(25165824,\), the network expects \(20, 16\)"),
+        (
+            "inflating",
+            LOAD_INTO_THE_NETWORK,
+            r"unexpected entries \['payload'\]; 0.W has shape \(25165824,\), the network expects \(20, 16\)",
+        ),
         ("declared", "load_arrays({path!r})", DECLARES_8_TB),
         ("declared", LOAD_INTO_THE_NETWORK, DECLARES_8_TB),
     ],

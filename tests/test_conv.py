@@ -128,7 +128,7 @@ def test_conv_does_not_modify_its_inputs():
     dout = rng.standard_normal(out.shape)
     dout_copy = dout.copy()
     conv2d_backward(dout, cache)
-    for a, c in zip((x, w, b, dout), (*copies, dout_copy)):
+    for a, c in zip((x, w, b, dout), (*copies, dout_copy), strict=True):
         np.testing.assert_array_equal(a, c)
 
 
@@ -287,7 +287,10 @@ def test_float32_stays_float32():
     grads = conv2d_backward(rng.standard_normal(out.shape).astype(np.float32), cache)
     assert all(g.dtype == np.float32 for g in grads)
     np.testing.assert_allclose(out, conv_reference(x, w, b, 1, 1), rtol=1e-4, atol=1e-4)
-    for forward, backward in [(maxpool2d_forward, maxpool2d_backward), (avgpool2d_forward, avgpool2d_backward)]:
+    for forward, backward in [
+        (maxpool2d_forward, maxpool2d_backward),
+        (avgpool2d_forward, avgpool2d_backward),
+    ]:
         pooled, pool_cache = forward(x)
         assert pooled.dtype == np.float32
         assert backward(np.ones_like(pooled), pool_cache).dtype == np.float32
@@ -319,7 +322,12 @@ def _pool(forward, shape=(1, 1, 4, 4), dtype=float, **kwargs):
 
 
 ERROR_CASES = [
-    ("x list", lambda: conv2d_forward([[1.0]], np.ones((1, 1, 1, 1)), None), TypeError, "x must be a numpy array"),
+    (
+        "x list",
+        lambda: conv2d_forward([[1.0]], np.ones((1, 1, 1, 1)), None),
+        TypeError,
+        "x must be a numpy array",
+    ),
     ("x ints", _conv(dtypes=(int, float, float)), TypeError, "x must have a floating dtype"),
     ("x rank", _conv(x=(3, 5, 5)), ValueError, "x must have 4 dimensions"),
     ("w rank", _conv(w=(4, 3, 3)), ValueError, "w must have 4 dimensions"),
@@ -332,14 +340,29 @@ ERROR_CASES = [
     ("stride bool", _conv(stride=True), TypeError, "stride must be an integer"),
     ("pad negative", _conv(pad=-1), ValueError, "pad must be an integer >= 0, got -1"),
     ("pad float", _conv(pad=0.5), TypeError, "pad must be an integer >= 0"),
-    ("kernel too tall", _conv(x=(2, 3, 2, 5)), ValueError, "w's 3x3 kernel is larger than the padded input 2x5"),
-    ("kernel too wide", _conv(x=(2, 3, 5, 1)), ValueError, "w's 3x3 kernel is larger than the padded input 5x1"),
+    (
+        "kernel too tall",
+        _conv(x=(2, 3, 2, 5)),
+        ValueError,
+        "w's 3x3 kernel is larger than the padded input 2x5",
+    ),
+    (
+        "kernel too wide",
+        _conv(x=(2, 3, 5, 1)),
+        ValueError,
+        "w's 3x3 kernel is larger than the padded input 5x1",
+    ),
     ("pool rank", _pool(maxpool2d_forward, shape=(4, 4)), ValueError, "x must have 4 dimensions"),
     ("pool ints", _pool(avgpool2d_forward, dtype=int), TypeError, "x must have a floating dtype"),
     ("pool size 0", _pool(maxpool2d_forward, size=0), ValueError, "size must be an integer >= 1"),
     ("pool size float", _pool(avgpool2d_forward, size=2.0), TypeError, "size must be an integer"),
     ("pool stride 0", _pool(maxpool2d_forward, stride=0), ValueError, "stride must be an integer >= 1"),
-    ("pool too large", _pool(maxpool2d_forward, shape=(1, 1, 4, 3), size=4), ValueError, "size=4 is larger than the input x"),
+    (
+        "pool too large",
+        _pool(maxpool2d_forward, shape=(1, 1, 4, 3), size=4),
+        ValueError,
+        "size=4 is larger than the input x",
+    ),
 ]
 
 

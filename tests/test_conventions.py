@@ -107,7 +107,9 @@ def test_spatial_layer_with_momentum_none_and_the_default_preset_momentum():
     assert cnn.layers[1].bn_param["momentum"] is None
     rows = [x.transpose(0, 2, 3, 1).reshape(-1, 2) for x in images]
     np.testing.assert_allclose(layer.bn_param["running_mean"], np.mean([r.mean(0) for r in rows], axis=0), rtol=1e-12)
-    np.testing.assert_allclose(layer.bn_param["running_var"], np.mean([r.var(0, ddof=1) for r in rows], axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        layer.bn_param["running_var"], np.mean([r.var(0, ddof=1) for r in rows], axis=0), rtol=1e-12
+    )
     assert BatchNorm1d(3, convention="keras").bn_param["momentum"] == 0.99  # the preset's default when not given
     with pytest.raises(ValueError, match=r"None.*only with convention 'pytorch'"):
         BatchNorm1d(3, momentum=None)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 from bnhelpers import data
 from bnhelpers.data import DownloadError, download_mnist, load_mnist, read_idx
-from memory_limit import LINUX_ONLY, outcome_with_memory_limit
+from bnhelpers.progress import PROGRESS_ENV
 
 # Written out again rather than taken from bnhelpers.data, so that a wrong
 # code in the reader cannot be matched by the same wrong code in the writer.
@@ -568,7 +569,11 @@ def test_download_gives_up_on_a_silent_mirror(tmp_path, server, files, checksums
     root = tmp_path / "mnist"
 
     download_mnist(
-        root, mirrors=[server.url("silent"), server.url("good")], checksums=checksums, progress=False, timeout=0.2
+        root,
+        mirrors=[server.url("silent"), server.url("good")],
+        checksums=checksums,
+        progress=False,
+        timeout=0.2,
     )
 
     assert all((root / name).read_bytes() == files[name] for name in GZ_NAMES)
@@ -592,10 +597,10 @@ def test_download_progress_bar_can_be_turned_off_by_environment(
     tmp_path, server, files, checksums, monkeypatch, capsys
 ):
     serve_good(server, files)
-    monkeypatch.setenv(data.PROGRESS_ENV, "0")
+    monkeypatch.setenv(PROGRESS_ENV, "0")
     download_mnist(tmp_path / "quiet", mirrors=[server.url("good")], checksums=checksums)
     assert capsys.readouterr().err == ""
-    monkeypatch.delenv(data.PROGRESS_ENV)
+    monkeypatch.delenv(PROGRESS_ENV)
     download_mnist(tmp_path / "loud", mirrors=[server.url("good")], checksums=checksums)
     assert GZ_NAMES[0] in capsys.readouterr().err
 
@@ -625,12 +630,14 @@ def test_published_checksums_are_complete_sha256_digests():
     assert set(data.MIRRORS) == set(data.CHECKSUMS) == set(data.DATASET_NAMES)
 
 
-
 # --------------------------------------------------------------------------
 # Hostile files, servers and concurrent calls (issue 12)
 
 
-@pytest.mark.parametrize("n_train, n_test, complaint", [(11, 5, r"holds 11 images; at least 12 are needed"), (24, 0, r"holds no images")])
+@pytest.mark.parametrize(
+    "n_train, n_test, complaint",
+    [(11, 5, r"holds 11 images; at least 12 are needed"), (24, 0, r"holds no images")],
+)
 def test_load_mnist_names_files_with_too_few_images(tmp_path, n_train, n_test, complaint):
     write_mnist_folder(tmp_path, n_train=n_train, n_test=n_test)
     with pytest.raises(ValueError, match=complaint):
@@ -672,7 +679,10 @@ def test_read_idx_refuses_declarations_larger_than_the_file_can_hold(tmp_path):
         read_idx(raw)
     gz = tmp_path / "short-idx3-ubyte.gz"
     gz.write_bytes(gzip.compress(raw.read_bytes()))
-    with pytest.raises(ValueError, match=r"declares 1,006,632,960,000 data bytes .* more than \d+ bytes of gzip data can hold"):
+    with pytest.raises(
+        ValueError,
+        match=r"declares 1,006,632,960,000 data bytes .* more than \d+ bytes of gzip data can hold",
+    ):
         read_idx(gz)
 
 
@@ -725,7 +735,12 @@ def test_downloads_stop_at_the_published_size(tmp_path, server):
     with pytest.raises(DownloadError) as error:
         download_mnist(root, mirrors=[server.url("endless"), server.url("announce")], progress=False)
     message = str(error.value)
-    published = {GZ_NAMES[0]: 9_912_422, GZ_NAMES[1]: 28_881, GZ_NAMES[2]: 1_648_877, GZ_NAMES[3]: 4_542}  # TFDS's list
+    published = {
+        GZ_NAMES[0]: 9_912_422,
+        GZ_NAMES[1]: 28_881,
+        GZ_NAMES[2]: 1_648_877,
+        GZ_NAMES[3]: 4_542,
+    }  # TFDS's list
     for name, size in published.items():
         assert f"/endless/{name}: the server sent more than {size:,} bytes" in message
         assert f"/announce/{name}: the server announces 1,000,000,000 bytes; this file has at most {size:,}" in message
@@ -736,7 +751,14 @@ def test_a_trickling_mirror_is_dropped_at_the_deadline(tmp_path, checksums, serv
     """One byte every 50 ms never trips timeout=1; the deadline ends each file's attempt."""
     root = tmp_path / "mnist"
     with pytest.raises(DownloadError) as error:
-        download_mnist(root, mirrors=[server.url("trickle")], checksums=checksums, progress=False, timeout=1, deadline=0.2)
+        download_mnist(
+            root,
+            mirrors=[server.url("trickle")],
+            checksums=checksums,
+            progress=False,
+            timeout=1,
+            deadline=0.2,
+        )
     for name in GZ_NAMES:
         assert f"/trickle/{name}: not complete after the 0.2 s deadline" in str(error.value)
     assert leftovers(root) == []
@@ -788,5 +810,7 @@ def test_a_damaged_copy_that_could_not_be_replaced_is_mentioned(tmp_path, dead_m
     with pytest.raises(DownloadError) as error:
         download_mnist(root, mirrors=[dead_mirror], checksums=checksums, progress=False)
     digest = hashlib.sha256(b"half a file").hexdigest()
-    assert f"the copy already in {root} (SHA-256 {digest}) is damaged or another version; it was left as it is" in str(error.value)
+    assert f"the copy already in {root} (SHA-256 {digest}) is damaged or another version; it was left as it is" in str(
+        error.value
+    )
     assert (root / damaged).read_bytes() == b"half a file"

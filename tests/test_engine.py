@@ -40,7 +40,9 @@ def network_gradient_errors(net, x, y):
     errors = {}
     for p in net.parameters():
         analytic = p.grad.copy()
-        numeric = numerical_gradient(lambda _: np.array(softmax_cross_entropy(net.forward(x), y)[0]), p.value, np.array(1.0))
+        numeric = numerical_gradient(
+            lambda _: np.array(softmax_cross_entropy(net.forward(x), y)[0]), p.value, np.array(1.0)
+        )
         errors[p.name] = rel_error(analytic, numeric)
     return errors
 
@@ -112,7 +114,7 @@ def test_deep_net_has_the_source_architecture_and_shares_initial_weights():
     plain_w = [layer.params["W"] for layer in plain.layers if isinstance(layer, Linear)]
     bn_w = [layer.params["W"] for layer in bn.layers if isinstance(layer, Linear)]
     assert [w.shape for w in plain_w] == [(784, 100)] + [(100, 100)] * 8 + [(100, 10)]
-    for a, b in zip(plain_w, bn_w):
+    for a, b in zip(plain_w, bn_w, strict=True):
         np.testing.assert_array_equal(a, b)
     assert abs(plain_w[1].std() - 1.0) < 0.02  # N(0, scale^2) with scale 1
     # BN before every hidden activation, and no bias on the Linear layers it follows.
@@ -125,8 +127,22 @@ def test_deep_net_has_the_source_architecture_and_shares_initial_weights():
 def test_three_layer_net_with_dropout():
     net = three_layer_net(dropout=0.5, batchnorm=True)
     kinds = [type(layer).__name__ for layer in net.layers]
-    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
-    assert [layer.params["W"].shape for layer in net.layers if isinstance(layer, Linear)] == [(784, 256), (256, 256), (256, 10)]
+    assert kinds == [
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert [layer.params["W"].shape for layer in net.layers if isinstance(layer, Linear)] == [
+        (784, 256),
+        (256, 256),
+        (256, 10),
+    ]
 
 
 # --- modes ---------------------------------------------------------------------------------
@@ -181,7 +197,16 @@ def test_same_seed_gives_identical_history():
 
     def run():
         net = mlp((10, 16, 16, 3), norm="batch", dropout=0.2, seed=5)
-        return train(net, SGD(net.parameters(), lr=0.05), data, iterations=40, batch_size=16, eval_every=10, seed=9, progress=False)
+        return train(
+            net,
+            SGD(net.parameters(), lr=0.05),
+            data,
+            iterations=40,
+            batch_size=16,
+            eval_every=10,
+            seed=9,
+            progress=False,
+        )
 
     a, b = run(), run()
     assert a.loss == b.loss and a.val_accuracy == b.val_accuracy and a.eval_iterations == b.eval_iterations
@@ -209,7 +234,12 @@ def test_history_and_minibatches():
 
 def test_float32_training_keeps_float32_parameters():
     data = blobs()
-    for make_optimizer in (lambda p: SGD(p, 0.1), lambda p: Momentum(p, 0.1), lambda p: RMSprop(p), lambda p: Adam(p)):
+    for make_optimizer in (
+        lambda p: SGD(p, 0.1),
+        lambda p: Momentum(p, 0.1),
+        lambda p: RMSprop(p),
+        lambda p: Adam(p),
+    ):
         net = mlp((10, 16, 3), norm="batch")
         train(net, make_optimizer(net.parameters()), data, iterations=3, batch_size=16, progress=False)
         assert all(p.value.dtype == np.float32 for p in net.parameters())
@@ -332,7 +362,9 @@ def test_probes_report_statistics_without_side_effects():
     cnn = small_cnn(channels=(3, 4))
     stats = channel_statistics(cnn, rng.random((8, 1, 28, 28), dtype=np.float32))
     bn_rows = stats[stats["type"] == "BatchNorm2d"]
-    assert len(bn_rows) == 7 and np.allclose(bn_rows["mean"], 0, atol=1e-5) and np.allclose(bn_rows["std"], 1, atol=1e-2)
+    assert (
+        len(bn_rows) == 7 and np.allclose(bn_rows["mean"], 0, atol=1e-5) and np.allclose(bn_rows["std"], 1, atol=1e-2)
+    )
 
     ratios = update_ratios(net, SGD(net.parameters(), lr=0.1).step)
     assert set(ratios) == {"0.W", "3.W", "6.W"} and all(r > 0 for r in ratios.values())
@@ -345,7 +377,9 @@ def test_comparison_helpers_share_weights_and_batches(monkeypatch):
     monkeypatch.setenv("BNHELPERS_PROCESSES", "1")  # serial, so that the batches can be recorded here
     batches = []
     draw = trainer.minibatch_indices
-    monkeypatch.setattr(trainer, "minibatch_indices", lambda *args, **kw: batches.append(draw(*args, **kw)) or batches[-1])
+    monkeypatch.setattr(
+        trainer, "minibatch_indices", lambda *args, **kw: batches.append(draw(*args, **kw)) or batches[-1]
+    )
     initial = []
 
     def build(bn):
@@ -354,13 +388,24 @@ def test_comparison_helpers_share_weights_and_batches(monkeypatch):
         return net
 
     data = blobs()
-    runs = compare_with_and_without_bn(build, lambda p: SGD(p, lr=0.1), data, iterations=20, batch_size=16, eval_every=10)
+    runs = compare_with_and_without_bn(
+        build, lambda p: SGD(p, lr=0.1), data, iterations=20, batch_size=16, eval_every=10
+    )
     assert list(runs) == ["without BN", "with BN"]
     assert runs["with BN"].history.eval_iterations == [0, 10, 20]
     assert "BatchNorm1d" in repr(runs["with BN"].net) and "BatchNorm1d" not in repr(runs["without BN"].net)
-    assert len(initial) == 2 and len(initial[0]) == 2 and all(np.array_equal(a, b) for a, b in zip(*initial))
+    assert (
+        len(initial) == 2 and len(initial[0]) == 2 and all(np.array_equal(a, b) for a, b in zip(*initial, strict=True))
+    )
     assert len(batches) == 2 and np.array_equal(batches[0], batches[1])
-    accuracies = final_accuracy_over_seeds(lambda s: mlp((10, 16, 3), seed=s), lambda p: Adam(p, lr=1e-2), data, seeds=[0, 1], iterations=60, batch_size=32)
+    accuracies = final_accuracy_over_seeds(
+        lambda s: mlp((10, 16, 3), seed=s),
+        lambda p: Adam(p, lr=1e-2),
+        data,
+        seeds=[0, 1],
+        iterations=60,
+        batch_size=32,
+    )
     assert accuracies.shape == (2,) and np.all(accuracies > 0.9)
 
 
@@ -385,10 +430,18 @@ def test_step_timing_helpers_run_real_steps():
     w0 = net.layers[0].params["W"].copy()
     training_step(net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32])()
     assert not np.array_equal(net.layers[0].params["W"], w0)
-    assert median_step_seconds(net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32], steps=3, repeats=3) > 0
+    assert (
+        median_step_seconds(
+            net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32], steps=3, repeats=3
+        )
+        > 0
+    )
 
 
-@pytest.mark.parametrize("value, argument, expected", [("0", True, False), ("off", None, False), ("1", False, False), ("1", None, True), (None, True, True)])
+@pytest.mark.parametrize(
+    "value, argument, expected",
+    [("0", True, False), ("off", None, False), ("1", False, False), ("1", None, True), (None, True, True)],
+)
 def test_progress_switch(monkeypatch, value, argument, expected):
     from bnhelpers.progress import PROGRESS_ENV, progress_enabled
 
@@ -408,15 +461,27 @@ def test_progress_switch(monkeypatch, value, argument, expected):
         (lambda: BatchNorm1d(0), ValueError, r"num_features must be a positive integer, got 0"),
         (lambda: BatchNorm1d(-3), ValueError, r"num_features must be a positive integer, got -3"),
         (lambda: BatchNorm2d(2.5), TypeError, r"num_features must be a positive integer, got 2.5"),
-        (lambda: Linear(784.0, 10, rng=np.random.default_rng(0)), TypeError, r"in_features must be a positive integer"),
+        (
+            lambda: Linear(784.0, 10, rng=np.random.default_rng(0)),
+            TypeError,
+            r"in_features must be a positive integer",
+        ),
         (lambda: mlp((784.0, 10)), TypeError, r"sizes\[0\] must be a positive integer, got 784.0"),
         (lambda: mlp((float("nan"), 10)), TypeError, r"sizes\[0\] must be a positive integer, got nan"),
         (lambda: mlp((784, 0, 10)), ValueError, r"sizes\[1\] must be a positive integer, got 0"),
         (lambda: mlp((784, 10), dropout=-0.1), ValueError, r"dropout must be in \[0, 1\], got -0.1"),
         (lambda: mlp((784, 10), dropout=1.0), ValueError, r"dropout must be below 1"),
-        (lambda: BatchNorm1d(4, convention=["pytorch"]), ValueError, r"convention.*must be one of.*got \['pytorch'\]"),
+        (
+            lambda: BatchNorm1d(4, convention=["pytorch"]),
+            ValueError,
+            r"convention.*must be one of.*got \['pytorch'\]",
+        ),
         (lambda: Adam(mlp((4, 2)).parameters(), betas=(0.9, 1.0)), ValueError, r"betas\[1\] must be below 1"),
-        (lambda: Adam(mlp((4, 2)).parameters(), betas=(1.0, 0.999)), ValueError, r"betas\[0\] must be below 1"),
+        (
+            lambda: Adam(mlp((4, 2)).parameters(), betas=(1.0, 0.999)),
+            ValueError,
+            r"betas\[0\] must be below 1",
+        ),
         (lambda: Adam(mlp((4, 2)).parameters(), betas=0.9), TypeError, r"betas must be a pair"),
         (lambda: RMSprop(mlp((4, 2)).parameters(), decay=1.0), ValueError, r"decay must be below 1"),
     ],
@@ -465,7 +530,9 @@ def test_linear_and_network_backward_misuse_gets_clear_errors():
     net.forward(np.ones((5, 4), np.float32))
     with pytest.raises(ValueError, match=r"dout must have the shape of the last forward output \(5, 2\), got \(5, 3\)"):
         net.backward(np.ones((5, 3), np.float32))
-    with pytest.raises(ValueError, match=r"dout must have the shape of Linear\(4, 3.*last output \(5, 3\), got \(5, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"dout must have the shape of Linear\(4, 3.*last output \(5, 3\), got \(5, 2\)"
+    ):
         net.layers[0].backward(np.ones((5, 2), np.float32))
     with pytest.raises(TypeError, match=r"x must be a numpy array of shape \(N, 4\) for Linear\(4, 3.*got list"):
         net.layers[0].forward([[1.0] * 4])
@@ -514,7 +581,11 @@ def test_divergence_first_seen_at_an_evaluation_keeps_the_history(norm, capsys):
     data = blobs()
     net = mlp((10, 32, 32, 3), activation="relu", norm=norm, seed=0)
     history = train(net, SGD(net.parameters(), lr=1e30), data, iterations=1, batch_size=32, progress=False)
-    assert history.stopped is not None and history.stopped.startswith("stopped at iteration 1:") and "diverged" in history.stopped
+    assert (
+        history.stopped is not None
+        and history.stopped.startswith("stopped at iteration 1:")
+        and "diverged" in history.stopped
+    )
     assert len(history.loss) == 1 and history.eval_iterations == [0] and all(np.isfinite(history.val_loss))
     assert "diverged" in capsys.readouterr().out
 
@@ -539,7 +610,15 @@ def test_a_stopped_run_removes_its_progress_bar(monkeypatch):
     data = blobs()
     for scale, stops in ((3.0, True), (0.1, False)):
         net = mlp((10, 32, 32, 3), activation="relu", init="normal", scale=scale, seed=0)
-        history = train(net, SGD(net.parameters(), lr=1e6 if stops else 0.1), data, iterations=50, batch_size=32, progress=True, verbose=False)
+        history = train(
+            net,
+            SGD(net.parameters(), lr=1e6 if stops else 0.1),
+            data,
+            iterations=50,
+            batch_size=32,
+            progress=True,
+            verbose=False,
+        )
         assert (history.stopped is not None) == stops
         bar = bars[-1]
         assert bar.container.children[1].bar_style != "danger"

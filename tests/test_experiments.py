@@ -40,16 +40,25 @@ def test_parallel_and_serial_runs_agree(monkeypatch):
 
 def test_train_over_seeds_returns_one_trained_run_per_seed():
     data = bh.load_mnist()
-    runs = bh.train_over_seeds(lambda s: bh.deep_net(0.1, batchnorm=True, seed=s), lambda p: bh.SGD(p, lr=0.1), data, [0, 1],
-                               iterations=30, batch_size=50, eval_every=10)
+    runs = bh.train_over_seeds(
+        lambda s: bh.deep_net(0.1, batchnorm=True, seed=s),
+        lambda p: bh.SGD(p, lr=0.1),
+        data,
+        [0, 1],
+        iterations=30,
+        batch_size=50,
+        eval_every=10,
+    )
     assert [r.history.eval_iterations for r in runs] == [[0, 10, 20, 30]] * 2
     assert not np.array_equal(runs[0].net.layers[0].params["W"], runs[1].net.layers[0].params["W"])
     assert runs[0].history.late_val_accuracy(2) == np.mean(runs[0].history.val_accuracy[-2:])
-    assert runs[0].net.layers[1].bn_param["num_batches_tracked"] == 30   # the trained network came back
+    assert runs[0].net.layers[1].bn_param["num_batches_tracked"] == 30  # the trained network came back
 
 
 def test_workers_use_one_blas_thread():
     from threadpoolctl import threadpool_info
 
-    counts = run_in_parallel(lambda _: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], range(2))
+    counts = run_in_parallel(
+        lambda _: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], range(2)
+    )
     assert all(c == [1] * len(c) for c in counts)

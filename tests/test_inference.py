@@ -15,7 +15,14 @@ def trained():
     x = (2 + 3 * rng.standard_normal((600, 12))).astype(np.float32)
     y = (x[:, 0] > 2).astype(np.int64) + (x[:, 1] > 2)
     net = mlp((12, 16, 16, 3), norm="batch", seed=1, bn_options={"momentum": 0.99})
-    train(net, Adam(net.parameters(), lr=1e-2), SimpleNamespace(x_train=x, y_train=y, x_val=x, y_val=y), iterations=40, batch_size=30, progress=False)
+    train(
+        net,
+        Adam(net.parameters(), lr=1e-2),
+        SimpleNamespace(x_train=x, y_train=y, x_val=x, y_val=y),
+        iterations=40,
+        batch_size=30,
+        progress=False,
+    )
     return net, x
 
 
@@ -68,7 +75,10 @@ def test_fold_with_explicit_convention_eps():
 def test_folding_refuses_broken_statistics_and_names_the_layers():
     net = mlp((6, 5, 4, 3), norm="batch", dtype=np.float64)
     net.layers[4].bn_param["running_var"] = np.array([1.0, -0.5, 1.0, 1.0])
-    with pytest.raises(ValueError, match=r"cannot fold layers 3 and 4 \(Linear\(5, 4.*BatchNorm1d\(4.*running_var must be non-negative"):
+    with pytest.raises(
+        ValueError,
+        match=r"cannot fold layers 3 and 4 \(Linear\(5, 4.*BatchNorm1d\(4.*running_var must be non-negative",
+    ):
         fold_batchnorm(net)
     net.layers[4].bn_param["running_var"] = np.ones(4)
     net.layers[1].params["gamma"][2] = np.nan

@@ -21,7 +21,7 @@ def test_log_axis_labels_narrow_ranges_with_plain_numbers(low, high):
     ax.plot(np.arange(10), np.linspace(low, high, 10))
     log_axis(ax)
     labels = tick_labels(ax)
-    assert labels and not any("times" in label for label in labels), labels   # no "8.35x10^-1" minor-tick clutter
+    assert labels and not any("times" in label for label in labels), labels  # no "8.35x10^-1" minor-tick clutter
     plt.close(fig)
 
 
@@ -37,7 +37,7 @@ def test_log_axis_labels_wide_ranges_with_powers_of_ten_only():
 def test_graph_labels_are_legible():
     fig = draw_bn_graph(highlight=("centre",))
     sizes = [t.get_fontsize() for t in fig.axes[0].texts]
-    assert min(sizes) >= 10          # about 11 px at notebook width and 100 dpi
+    assert min(sizes) >= 10  # about 11 px at notebook width and 100 dpi
     plt.close(fig)
 
 

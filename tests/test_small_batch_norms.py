@@ -1,4 +1,7 @@
-"""Small-batch alternatives: GroupNorm layer and builders, Batch Renormalization, Ghost BN, and the helpers around them."""
+"""Small-batch alternatives: GroupNorm layer and builders, Batch Renormalization, Ghost BN.
+
+Also the helpers around them.
+"""
 
 from types import SimpleNamespace
 
@@ -30,7 +33,11 @@ from bnhelpers import (
 def features(seed, shape=(8, 5)):
     rng = np.random.default_rng(seed)
     D = shape[-1] if len(shape) == 2 else shape[1]
-    x = rng.uniform(-3, 3, D) + rng.uniform(0.5, 3, D) * rng.standard_normal(shape) if len(shape) == 2 else 2 + 3 * rng.standard_normal(shape)
+    x = (
+        rng.uniform(-3, 3, D) + rng.uniform(0.5, 3, D) * rng.standard_normal(shape)
+        if len(shape) == 2
+        else 2 + 3 * rng.standard_normal(shape)
+    )
     return x, rng.uniform(0.5, 2, D), rng.standard_normal(D), rng.standard_normal(shape)
 
 
@@ -47,7 +54,7 @@ def assert_same_as_batchnorm(out, grads, bn_param, bn_result, bn_backward, dout,
     """A BN variant reduced to plain BN: same output, gradients and running variance (to 1e-12)."""
     expected, bn_cache = bn_result
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    for got, want in zip(grads, bn_backward(dout, bn_cache)):
+    for got, want in zip(grads, bn_backward(dout, bn_cache), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(bn_param["running_var"], bn_reference["running_var"], rtol=1e-12)
 
@@ -56,7 +63,15 @@ def test_batchrenorm_with_rmax_1_and_dmax_0_is_batchnorm():
     x, gamma, beta, dout = features(0)
     p_renorm, p_bn = renorm_param(5, 1), renorm_param(5, 1)
     out, cache = batchrenorm_forward(x, gamma, beta, p_renorm, rmax=1.0, dmax=0.0)
-    assert_same_as_batchnorm(out, batchrenorm_backward(dout, cache), p_renorm, batchnorm_forward(x, gamma, beta, p_bn), batchnorm_backward_fast, dout, p_bn)
+    assert_same_as_batchnorm(
+        out,
+        batchrenorm_backward(dout, cache),
+        p_renorm,
+        batchnorm_forward(x, gamma, beta, p_bn),
+        batchnorm_backward_fast,
+        dout,
+        p_bn,
+    )
 
 
 def test_batchrenorm_without_clipping_normalizes_with_the_running_statistics():
@@ -88,7 +103,12 @@ def test_batchrenorm_gradients_match_finite_differences_with_r_and_d_held_consta
         out, bn = batchnorm_forward(x, np.ones(5), np.zeros(5), dict(p))
         return gamma * (bn.x_hat * r + d) + beta
 
-    errors = gradient_check(forward_with_constant_r_d, {"x": x, "gamma": gamma, "beta": beta}, {"x": dx, "gamma": dgamma, "beta": dbeta}, dout)
+    errors = gradient_check(
+        forward_with_constant_r_d,
+        {"x": x, "gamma": gamma, "beta": beta},
+        {"x": dx, "gamma": dgamma, "beta": dbeta},
+        dout,
+    )
     assert max(errors.values()) <= 1e-7, errors
 
 
@@ -98,7 +118,9 @@ def test_batchrenorm_test_mode_is_batchnorm_test_mode():
     out, cache = batchrenorm_forward(x, gamma, beta, p, rmax=3.0, dmax=5.0)
     expected, bn_cache = batchnorm_forward(x, gamma, beta, dict(p))
     np.testing.assert_allclose(out, expected, rtol=1e-12)
-    np.testing.assert_allclose(batchrenorm_backward(dout, cache)[0], batchnorm_backward_fast(dout, bn_cache)[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        batchrenorm_backward(dout, cache)[0], batchnorm_backward_fast(dout, bn_cache)[0], rtol=1e-12
+    )
 
 
 def test_renorm_limits_schedule_and_bad_input():
@@ -142,10 +164,22 @@ def test_batchrenorm_layers_follow_the_schedule_and_the_2d_layer_is_per_channel(
 @pytest.mark.parametrize("shape", [(8, 5), (4, 3, 2, 2)])
 def test_ghost_batchnorm_with_one_virtual_batch_is_batchnorm(shape):
     x, gamma, beta, dout = features(14, shape)
-    plain_forward, plain_backward = (batchnorm_forward, batchnorm_backward_fast) if len(shape) == 2 else (spatial_batchnorm_forward, spatial_batchnorm_backward)
+    plain_forward, plain_backward = (
+        (batchnorm_forward, batchnorm_backward_fast)
+        if len(shape) == 2
+        else (spatial_batchnorm_forward, spatial_batchnorm_backward)
+    )
     p_ghost, p_bn = {"mode": "train"}, {"mode": "train"}
     out, cache = ghost_batchnorm_forward(x, gamma, beta, p_ghost, virtual_batch_size=shape[0])
-    assert_same_as_batchnorm(out, ghost_batchnorm_backward(dout, cache), p_ghost, plain_forward(x, gamma, beta, p_bn), plain_backward, dout, p_bn)
+    assert_same_as_batchnorm(
+        out,
+        ghost_batchnorm_backward(dout, cache),
+        p_ghost,
+        plain_forward(x, gamma, beta, p_bn),
+        plain_backward,
+        dout,
+        p_bn,
+    )
 
 
 def test_ghost_batchnorm_normalizes_each_virtual_batch_and_updates_running_statistics_in_order():
@@ -159,7 +193,12 @@ def test_ghost_batchnorm_normalizes_each_virtual_batch_and_updates_running_stati
     np.testing.assert_allclose(p["running_mean"], sequential["running_mean"], rtol=1e-12)
     assert p["num_batches_tracked"] == 3
     dx, dgamma, dbeta = ghost_batchnorm_backward(dout, cache)
-    errors = gradient_check(lambda: ghost_batchnorm_forward(x, gamma, beta, {"mode": "train"}, 4)[0], {"x": x, "gamma": gamma, "beta": beta}, {"x": dx, "gamma": dgamma, "beta": dbeta}, dout)
+    errors = gradient_check(
+        lambda: ghost_batchnorm_forward(x, gamma, beta, {"mode": "train"}, 4)[0],
+        {"x": x, "gamma": gamma, "beta": beta},
+        {"x": dx, "gamma": dgamma, "beta": dbeta},
+        dout,
+    )
     assert max(errors.values()) <= 1e-7, errors
 
 
@@ -197,7 +236,12 @@ def test_batchnorm_layer_virtual_batch_size_option():
 def test_groupnorm_layer_identities_and_gradients():
     x, _, _, dout = features(18, (3, 4, 5, 5))
     ln = GroupNorm(4, 1, dtype=np.float64).forward(x)  # G = 1: LayerNorm over (C, H, W)
-    np.testing.assert_allclose(ln.reshape(3, -1), layernorm_forward(x.reshape(3, -1), np.ones(100), np.zeros(100), {})[0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        ln.reshape(3, -1),
+        layernorm_forward(x.reshape(3, -1), np.ones(100), np.zeros(100), {})[0],
+        rtol=1e-10,
+        atol=1e-12,
+    )
     inorm = GroupNorm(4, 4, dtype=np.float64).forward(x)  # G = C: InstanceNorm
     mean, var = x.mean(axis=(2, 3), keepdims=True), x.var(axis=(2, 3), keepdims=True)
     np.testing.assert_allclose(inorm, (x - mean) / np.sqrt(var + 1e-5), rtol=1e-10, atol=1e-12)
@@ -206,7 +250,12 @@ def test_groupnorm_layer_identities_and_gradients():
     layer.forward(x)
     dx = layer.backward(dout)
     gamma, beta = layer.params["gamma"], layer.params["beta"]
-    errors = gradient_check(lambda: groupnorm_forward(x, gamma, beta, 2, {})[0], {"x": x, "gamma": gamma, "beta": beta}, {"x": dx, **layer.grads}, dout)
+    errors = gradient_check(
+        lambda: groupnorm_forward(x, gamma, beta, 2, {})[0],
+        {"x": x, "gamma": gamma, "beta": beta},
+        {"x": dx, **layer.grads},
+        dout,
+    )
     assert max(errors.values()) <= 1e-7, errors
     flat = GroupNorm(6, 3, dtype=np.float64)  # (N, C) activations: groups of units
     h = np.arange(12.0).reshape(2, 6) ** 2
@@ -217,14 +266,26 @@ def test_groupnorm_layer_identities_and_gradients():
 
 def test_builders_take_a_norm_choice_with_the_same_initial_weights():
     schedule = {"renorm": {"warmup": 10, "ramp": 10}}
-    nets = {norm: bh.small_cnn(norm=norm, groups=2, channels=(4, 8), seed=3, bn_options=schedule.get(norm)) for norm in (None, "batch", "renorm", "layer", "group")}
+    nets = {
+        norm: bh.small_cnn(norm=norm, groups=2, channels=(4, 8), seed=3, bn_options=schedule.get(norm))
+        for norm in (None, "batch", "renorm", "layer", "group")
+    }
     kinds = {norm: [type(layer).__name__ for layer in net.layers][1] for norm, net in nets.items()}
-    assert kinds == {None: "ReLU", "batch": "BatchNorm2d", "renorm": "BatchRenorm2d", "layer": "GroupNorm", "group": "GroupNorm"}
+    assert kinds == {
+        None: "ReLU",
+        "batch": "BatchNorm2d",
+        "renorm": "BatchRenorm2d",
+        "layer": "GroupNorm",
+        "group": "GroupNorm",
+    }
     assert nets["layer"].layers[1].groups == 1 and nets["group"].layers[1].groups == 2
     for net in nets.values():
         np.testing.assert_array_equal(net.layers[0].params["W"], nets[None].layers[0].params["W"])
     assert "b" not in nets["batch"].layers[0].params and "b" in nets["group"].layers[0].params
-    assert type(bh.small_cnn(batchnorm=True).layers[1]) is BatchNorm2d and type(bh.small_cnn(batchnorm=False).layers[1]).__name__ == "ReLU"
+    assert (
+        type(bh.small_cnn(batchnorm=True).layers[1]) is BatchNorm2d
+        and type(bh.small_cnn(batchnorm=False).layers[1]).__name__ == "ReLU"
+    )
     with pytest.raises(ValueError, match="pass norm= or the older batchnorm=, not both"):
         bh.small_cnn(norm="group", batchnorm=True)
     group_mlp = bh.mlp((6, 8, 3), norm="group", groups=2)
@@ -248,7 +309,9 @@ def tiny_images():
 def test_population_statistics_of_spatial_bn_count_every_position(tiny_images):
     net = bh.small_cnn(norm="batch", channels=(4, 8), seed=0)
     (mean, var), _ = bh.population_statistics(net, tiny_images.x_train, batch_size=16)
-    maps = bh.conv2d_forward(tiny_images.x_train.astype(np.float64), net.layers[0].params["W"].astype(np.float64), None, 1, 1)[0]
+    maps = bh.conv2d_forward(
+        tiny_images.x_train.astype(np.float64), net.layers[0].params["W"].astype(np.float64), None, 1, 1
+    )[0]
     per_batch = maps.reshape(4, 16, 4, 28, 28).transpose(0, 2, 1, 3, 4).reshape(4, 4, -1)  # (batch, channel, values)
     m = 16 * 28 * 28
     np.testing.assert_allclose(mean, per_batch.mean(axis=2).mean(axis=0), rtol=1e-4, atol=1e-6)
@@ -282,16 +345,35 @@ def test_sweep_trains_one_network_per_row_on_the_same_number_of_examples(tiny_im
         tiny_images, grid, examples=32, measure=lambda net, row: {"layers": len(net.layers)},
     )  # fmt: skip
     assert list(table["iterations"]) == [8, 2, 8, 2]
-    assert list(table.columns) == ["norm", "batch_size", "seed", "iterations", "accuracy", "stopped", "layers"]
+    assert list(table.columns) == [
+        "norm",
+        "batch_size",
+        "seed",
+        "iterations",
+        "accuracy",
+        "stopped",
+        "layers",
+    ]
     assert table["accuracy"].between(0, 1).all() and table["stopped"].isna().all()
-    again = bh.sweep(lambda row: bh.small_cnn(norm=row["norm"], groups=2, channels=(2, 4), seed=0), lambda params, row: bh.SGD(params, lr=0.01 * row["batch_size"]), tiny_images, grid[:1], examples=32)
+    again = bh.sweep(
+        lambda row: bh.small_cnn(norm=row["norm"], groups=2, channels=(2, 4), seed=0),
+        lambda params, row: bh.SGD(params, lr=0.01 * row["batch_size"]),
+        tiny_images,
+        grid[:1],
+        examples=32,
+    )
     assert again["accuracy"].iloc[0] == table["accuracy"].iloc[0]  # seeded: the same run gives the same result
 
 
 def test_sweep_flags_a_diverged_run_and_skips_its_measurement():
     data = bh.load_mnist()
-    table = bh.sweep(lambda row: bh.deep_net(1.0, activation="relu", seed=0), lambda params, row: bh.SGD(params, lr=row["lr"]), data,
-                     [{"lr": 1e-9, "batch_size": 50, "seed": 0}, {"lr": 10.0, "batch_size": 50, "seed": 0}], examples=250,
-                     measure=lambda net, row: {"train_accuracy": net.accuracy(data.x_train[:500], data.y_train[:500])})
+    table = bh.sweep(
+        lambda row: bh.deep_net(1.0, activation="relu", seed=0),
+        lambda params, row: bh.SGD(params, lr=row["lr"]),
+        data,
+        [{"lr": 1e-9, "batch_size": 50, "seed": 0}, {"lr": 10.0, "batch_size": 50, "seed": 0}],
+        examples=250,
+        measure=lambda net, row: {"train_accuracy": net.accuracy(data.x_train[:500], data.y_train[:500])},
+    )
     assert table["stopped"].isna().tolist() == [True, False]
     assert 0 <= table["train_accuracy"][0] <= 1 and np.isnan(table["train_accuracy"][1])

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from bnhelpers import (
-    batchnorm_forward,
     gradient_check,
     groupnorm_backward,
     groupnorm_forward,
@@ -40,7 +39,10 @@ def test_spatial_statistics_are_per_channel_over_batch_and_positions():
 def test_spatial_gradients_match_finite_differences(layout):
     x, gamma, beta, dout = image_batch(1, (2, 3, 4, 3))
     if layout == "NHWC":
-        x, dout = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(dout.transpose(0, 2, 3, 1))
+        x, dout = (
+            np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
+            np.ascontiguousarray(dout.transpose(0, 2, 3, 1)),
+        )
     out, cache = spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}, layout=layout)
     dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)
     errors = gradient_check(
@@ -117,7 +119,9 @@ def test_layernorm_normalizes_each_sample_and_matches_finite_differences():
 def test_layernorm_output_of_a_sample_does_not_depend_on_the_batch():
     rng = np.random.default_rng(7)
     x, gamma, beta = rng.standard_normal((10, 5)), rng.standard_normal(5), rng.standard_normal(5)
-    np.testing.assert_array_equal(layernorm_forward(x, gamma, beta, {})[0][3:4], layernorm_forward(x[3:4], gamma, beta, {})[0])
+    np.testing.assert_array_equal(
+        layernorm_forward(x, gamma, beta, {})[0][3:4], layernorm_forward(x[3:4], gamma, beta, {})[0]
+    )
 
 
 @pytest.mark.parametrize("G", [1, 2, 4])

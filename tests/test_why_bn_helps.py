@@ -12,7 +12,14 @@ def mnist():
 
 
 def small_net(batchnorm=True, seed=0):
-    return bh.mlp((784, 32, 32, 32, 10), activation="relu", norm="batch" if batchnorm else None, init="he", seed=seed, dtype=np.float64)
+    return bh.mlp(
+        (784, 32, 32, 32, 10),
+        activation="relu",
+        norm="batch" if batchnorm else None,
+        init="he",
+        seed=seed,
+        dtype=np.float64,
+    )
 
 
 # --- ShiftScaleNoise and the noisy-BN network ----------------------------------------------
@@ -76,7 +83,16 @@ def test_shift_statistic_formula():
 def test_shift_tracker_records_every_evaluation(mnist):
     net = small_net()
     tracker = bh.ShiftTracker(mnist.x_train[:100])
-    bh.train(net, bh.SGD(net.parameters(), lr=0.1), mnist, iterations=30, batch_size=50, eval_every=10, on_eval=tracker, progress=False)
+    bh.train(
+        net,
+        bh.SGD(net.parameters(), lr=0.1),
+        mnist,
+        iterations=30,
+        batch_size=50,
+        eval_every=10,
+        on_eval=tracker,
+        progress=False,
+    )
     assert tracker.iterations == [0, 10, 20, 30]
     shifts = tracker.shifts()
     assert shifts.shape == (3, 3) and np.all(shifts > 0)  # the weights moved, so did the layer inputs

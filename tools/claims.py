@@ -56,8 +56,18 @@ def execute(notebook: Path, config: str) -> tuple[bool, float, str]:
             env.pop(name, None)
     jupyter = ROOT / venv / "bin" / "jupyter"
     with tempfile.TemporaryDirectory() as out:
-        command = [str(jupyter), "nbconvert", "--to", "notebook", "--execute", "--output-dir", out,
-                   "--ExecutePreprocessor.timeout=900", "--ExecutePreprocessor.kernel_name=python3", str(notebook)]
+        command = [
+            str(jupyter),
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--output-dir",
+            out,
+            "--ExecutePreprocessor.timeout=900",
+            "--ExecutePreprocessor.kernel_name=python3",
+            str(notebook),
+        ]
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
@@ -67,7 +77,9 @@ def execute(notebook: Path, config: str) -> tuple[bool, float, str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}")
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2, one per core)")
     parser.add_argument("--table", type=Path, help="also write the markdown table to this file")
     args = parser.parse_args(argv)
@@ -79,7 +91,10 @@ def main(argv=None) -> int:
     for config in configs:
         jupyter = ROOT / CONFIGS[config][1] / "bin" / "jupyter"
         if not jupyter.exists():
-            parser.error(f"configuration {config!r} needs {jupyter.parent.parent.name}/ (make {'oldest' if config == 'oldest' else 'setup'})")
+            parser.error(
+                f"configuration {config!r} needs {jupyter.parent.parent.name}/ "
+                f"(make {'oldest' if config == 'oldest' else 'setup'})"
+            )
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     jobs = [(nb, config) for config in configs for nb in notebooks]
 
@@ -88,13 +103,17 @@ def main(argv=None) -> int:
     results = {}
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for (nb, config), (passed, seconds, log) in zip(jobs, pool.map(lambda job: execute(*job), jobs)):
+        for (nb, config), (passed, seconds, log) in zip(jobs, pool.map(lambda job: execute(*job), jobs), strict=True):
             results[nb.name, config] = (passed, seconds)
             print(f"{'pass' if passed else 'FAIL'} {seconds:6.0f} s  {config:9s} {nb.name}", flush=True)
             if not passed:
                 log_file = logs / f"{nb.stem}.{config.replace(' ', '_')}.log"
                 log_file.write_text(strip_ansi(log))
-                print("\n".join(strip_ansi(log).strip().splitlines()[-25:]), f"\n(full log: {log_file.relative_to(ROOT)})", flush=True)
+                print(
+                    "\n".join(strip_ansi(log).strip().splitlines()[-25:]),
+                    f"\n(full log: {log_file.relative_to(ROOT)})",
+                    flush=True,
+                )
 
     header = "| notebook | " + " | ".join(configs) + " |"
     lines = [header, "|---" * (len(configs) + 1) + "|"]

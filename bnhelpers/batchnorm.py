@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import (
+from ._checks import (
     NonFiniteError,
     check_finite,
     check_float_array,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checks import check_positive
+from ._checks import check_positive
 from .files import read_into, replacing
 from .progress import progress_enabled
 

@@ -22,8 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import check_float_array
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward
-from .checks import check_float_array
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import check_finite, check_float_array, check_positive, check_vector, listed
+from ._checks import check_finite, check_float_array, check_positive, check_vector, listed
 
 
 class NormCache(NamedTuple):

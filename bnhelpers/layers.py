@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._checks import check_count, check_fraction, check_positive
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
-from .checks import check_count, check_fraction, check_positive
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
 from .init import draw_weights

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_count, check_fraction
+from ._checks import check_count, check_fraction
 from .init import check_init
 from .layers import (
     BatchNorm1d,

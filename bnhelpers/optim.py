@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .checks import check_below_one, check_fraction, check_positive
+from ._checks import check_below_one, check_fraction, check_positive
 
 
 class Optimizer:

@@ -30,8 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._checks import check_float_array, check_positive, check_vector
 from .batchnorm import BatchNormCache, batchnorm_backward_fast, batchnorm_forward, read_bn_param
-from .checks import check_float_array, check_positive, check_vector
 
 
 class RenormCache(NamedTuple):

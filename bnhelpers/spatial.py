@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ._checks import check_float_array
 from .batchnorm import BatchNormCache, batchnorm_backward_fast, batchnorm_forward
-from .checks import check_float_array
 
 LAYOUTS = ("NCHW", "NHWC")
 

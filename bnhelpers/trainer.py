@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checks import NonFiniteError, check_finite
+from ._checks import NonFiniteError, check_finite
 from .layers import BatchNorm1d
 from .losses import check_labels, softmax_cross_entropy
 from .progress import progress_enabled

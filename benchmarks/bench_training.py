@@ -54,13 +54,13 @@ def mnist_batch(config):
 def ours(config):
     """A bnhelpers training step for ``config``."""
     if config.startswith("deep"):
-        net = bh.deep_net(0.1, batchnorm=config == "deep-bn")
+        net = bh.deep_net(0.1, norm="batch" if config == "deep-bn" else None)
         opt = bh.SGD(net.parameters(), lr=0.01)
     elif config == "three-layer":
-        net = bh.three_layer_net(batchnorm=True, dropout=0.5)
+        net = bh.three_layer_net(norm="batch", dropout=0.5)
         opt = bh.Adam(net.parameters(), lr=1e-2)
     else:
-        net = bh.small_cnn(batchnorm=config == "cnn-bn")
+        net = bh.small_cnn(norm="batch" if config == "cnn-bn" else None)
         opt = bh.SGD(net.parameters(), lr=0.01)
     return bh.training_step(net, opt, *mnist_batch(config))
 

@@ -1,11 +1,11 @@
 """Running the course's comparisons: with and without BN, repeats over seeds, sweeps, and step timing.
 
-    runs = compare_with_and_without_bn(lambda bn: deep_net(1.0, batchnorm=bn), lambda p: SGD(p, lr=0.01),
+    runs = compare_with_and_without_bn(lambda norm: deep_net(1.0, norm=norm), lambda p: SGD(p, lr=0.01),
                                        data, iterations=5000, batch_size=60)
     runs["with BN"].history.val_accuracy
 
-``build(batchnorm)`` must give the same initial weights for both values of
-``batchnorm`` (the builders in bnhelpers.models do, for a fixed seed); both
+``build(norm)`` must give the same initial weights for ``norm=None`` and
+``norm="batch"`` (the builders in bnhelpers.models do, for a fixed seed); both
 runs also see the same minibatches, so the only difference is BN itself.
 """
 
@@ -24,7 +24,7 @@ from .losses import softmax_cross_entropy
 from .network import Network
 from .trainer import History, train
 
-LABELS = {False: "without BN", True: "with BN"}
+LABELS = {None: "without BN", "batch": "with BN"}
 
 
 @dataclass
@@ -65,8 +65,8 @@ def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, p
 def compare_with_and_without_bn(
     build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None
 ) -> dict:
-    """Train build(False) and build(True) on the same batches; returns {"without BN": Run, "with BN": Run}."""
-    setups = {label: (lambda bn=bn: build(bn), make_optimizer, seed) for bn, label in LABELS.items()}
+    """Train build(None) and build("batch") on the same batches; returns {"without BN": Run, "with BN": Run}."""
+    setups = {label: (lambda norm=norm: build(norm), make_optimizer, seed) for norm, label in LABELS.items()}
     return train_each(
         setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress
     )

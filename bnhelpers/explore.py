@@ -18,14 +18,14 @@ from .probes import random_net_statistics
 from .progress import progress_enabled
 
 
-def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", batchnorm=False):
+def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", norm=None):
     """Run the random-input experiment with W ~ N(0, (10**log10_scale)^2) and plot it.
 
     Returns the ProbeResult (the figure is shown, not returned, so that the
     widget displays only the plot).
     """
     scale = 10.0**log10_scale
-    result = random_net_statistics(depth=depth, activation=activation, init="normal", scale=scale, batchnorm=batchnorm)
+    result = random_net_statistics(depth=depth, activation=activation, init="normal", scale=scale, norm=norm)
     t = result.table
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     for ax, column, what in zip(
@@ -39,7 +39,8 @@ def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", ba
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     log_axis(axes[1])
     log_axis(axes[2])
-    fig.suptitle(f"{activation}, W ~ N(0, {scale:.3g}²), {'with' if batchnorm else 'without'} BN", fontweight="bold")
+    normalized = "no normalization" if norm is None else f"norm={norm!r}"
+    fig.suptitle(f"{activation}, W ~ N(0, {scale:.3g}²), {normalized}", fontweight="bold")
     plt.show()
     return result
 
@@ -56,5 +57,7 @@ def activation_explorer():
         activation=widgets.Dropdown(
             options=["tanh", "relu", "sigmoid", "leaky_relu"], value="tanh", description="activation"
         ),
-        batchnorm=widgets.Checkbox(value=False, description="BN before activation"),
+        norm=widgets.Dropdown(
+            options=[("none", None), ("BN", "batch"), ("LayerNorm", "layer")], value=None, description="norm"
+        ),
     )

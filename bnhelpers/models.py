@@ -127,16 +127,17 @@ def mlp(
     return Network(layers, input_shape=(sizes[0],))
 
 
-def deep_net(scale=0.1, *, activation="tanh", batchnorm=False, seed=0, dtype=np.float32, bn_options=None):
+def deep_net(scale=0.1, *, activation="tanh", norm=None, seed=0, dtype=np.float32, bn_options=None):
     """784 -> 9 x 100 -> 10 with weights N(0, scale^2): 0.1 is the sources' good init, 1.0 the bad one.
 
     (One source describes it as "10 hidden layers"; its code builds 9 hidden
     layers plus the output layer, 10 weight matrices in all, as here.)
+    ``norm`` and ``bn_options`` as for mlp.
     """
     return mlp(
         (784,) + (100,) * 9 + (10,),
         activation=activation,
-        norm="batch" if batchnorm else None,
+        norm=norm,
         init="normal",
         scale=scale,
         seed=seed,
@@ -146,30 +147,30 @@ def deep_net(scale=0.1, *, activation="tanh", batchnorm=False, seed=0, dtype=np.
 
 
 def three_layer_net(
-    *, init="he", scale=None, batchnorm=False, dropout=0.0, activation="relu", seed=0, dtype=np.float32
+    *, init="he", scale=None, norm=None, dropout=0.0, activation="relu", seed=0, dtype=np.float32, bn_options=None
 ):
     """784 -> 256 -> 256 -> 10, ReLU: the network of the sources' Adam and RMSprop comparisons.
 
     The sources' "bad" initialization is ``init="normal", scale=1.0``; their
-    "Xavier/2" is the default, He initialization.
+    "Xavier/2" is the default, He initialization. ``norm`` and ``bn_options`` as for mlp.
     """
     return mlp(
         (784, 256, 256, 10),
         activation=activation,
-        norm="batch" if batchnorm else None,
+        norm=norm,
         dropout=dropout,
         init=init,
         scale=scale,
         seed=seed,
         dtype=dtype,
+        bn_options=bn_options,
     )
 
 
 def small_cnn(
     *,
-    norm="batch",
+    norm=None,
     groups=4,
-    batchnorm=None,
     channels=(8, 16),
     init="he",
     scale=None,
@@ -181,16 +182,9 @@ def small_cnn(
 
     norm:       None, 'batch' (BatchNorm2d), 'renorm' (BatchRenorm2d), 'layer' (over each
                 sample's (C, H, W)) or 'group' (GroupNorm, ``groups`` must divide every channel count).
-    batchnorm:  the older switch, still accepted: True means norm='batch', False norm=None.
     bn_options: as for mlp.
     Before BN or Batch Renorm the convolutions have no bias, for the same reason as Linear layers.
     """
-    if batchnorm is not None:
-        if norm != "batch":
-            raise ValueError(
-                f"pass norm= or the older batchnorm=, not both (got norm={norm!r}, batchnorm={batchnorm!r})"
-            )
-        norm = "batch" if batchnorm else None
     _check_norm(norm)
     check_init(init, scale)
     weight_rng, _ = _generators(seed)

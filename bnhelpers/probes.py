@@ -101,20 +101,20 @@ def probe(net, x, y=None, dout=None) -> ProbeResult:
 
 
 def random_net_statistics(
-    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, batchnorm=False, seed=0
+    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, norm=None, seed=0
 ) -> ProbeResult:
     """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
 
     ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
-    hidden layers of ``width`` units (weights from ``init``/``scale``, BN before
-    each nonlinearity if asked) and a 10-way output; the backward pass starts
+    hidden layers of ``width`` units (weights from ``init``/``scale``, ``norm`` as
+    in mlp before each nonlinearity) and a 10-way output; the backward pass starts
     from softmax cross-entropy against random labels. float64, train mode.
     """
     generator = rng(seed)
     net = mlp(
         (width,) * (depth + 1) + (10,),
         activation=activation,
-        norm="batch" if batchnorm else None,
+        norm=norm,
         init=init,
         scale=scale,
         seed=seed,

@@ -80,11 +80,11 @@ def test_strict_load_names_extra_and_misshaped_entries(trained, tmp_path):
 
 
 def test_cnn_round_trip(tmp_path):
-    net = small_cnn(channels=(2, 3))
+    net = small_cnn(norm="batch", channels=(2, 3))
     x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
     net.forward(x)  # one training batch moves the running statistics
     net.save(tmp_path / "cnn.npz")
-    other = small_cnn(channels=(2, 3), seed=5).load(tmp_path / "cnn.npz")
+    other = small_cnn(norm="batch", channels=(2, 3), seed=5).load(tmp_path / "cnn.npz")
     np.testing.assert_array_equal(other.predict(x), net.predict(x))
 
 
@@ -155,7 +155,7 @@ def test_killed_mid_save_leaves_a_complete_checkpoint(tmp_path):
 
 
 def test_deep_net_checkpoint_size_is_what_it_holds(tmp_path):
-    net = deep_net(batchnorm=True)
+    net = deep_net(norm="batch")
     arrays = load_arrays(net.save(tmp_path / "deep.npz"))
     n_values = sum(a.size for a in arrays.values())
     assert n_values == sum(v.size for v in net.state().values())

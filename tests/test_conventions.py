@@ -103,7 +103,7 @@ def test_spatial_layer_with_momentum_none_and_the_default_preset_momentum():
     layer = BatchNorm2d(2, convention="pytorch", momentum=None, dtype=np.float64)
     for x in images:
         layer.forward(x)
-    cnn = small_cnn(channels=(2, 3), bn_options={"convention": "pytorch", "momentum": None})
+    cnn = small_cnn(norm="batch", channels=(2, 3), bn_options={"convention": "pytorch", "momentum": None})
     assert cnn.layers[1].bn_param["momentum"] is None
     rows = [x.transpose(0, 2, 3, 1).reshape(-1, 2) for x in images]
     np.testing.assert_allclose(layer.bn_param["running_mean"], np.mean([r.mean(0) for r in rows], axis=0), rtol=1e-12)

@@ -110,7 +110,7 @@ def test_cnn_with_spatial_batchnorm_gradients():
 
 
 def test_deep_net_has_the_source_architecture_and_shares_initial_weights():
-    plain, bn = deep_net(1.0, seed=7), deep_net(1.0, batchnorm=True, seed=7)
+    plain, bn = deep_net(1.0, seed=7), deep_net(1.0, norm="batch", seed=7)
     plain_w = [layer.params["W"] for layer in plain.layers if isinstance(layer, Linear)]
     bn_w = [layer.params["W"] for layer in bn.layers if isinstance(layer, Linear)]
     assert [w.shape for w in plain_w] == [(784, 100)] + [(100, 100)] * 8 + [(100, 10)]
@@ -125,7 +125,7 @@ def test_deep_net_has_the_source_architecture_and_shares_initial_weights():
 
 
 def test_three_layer_net_with_dropout():
-    net = three_layer_net(dropout=0.5, batchnorm=True)
+    net = three_layer_net(dropout=0.5, norm="batch")
     kinds = [type(layer).__name__ for layer in net.layers]
     assert kinds == [
         "Linear",
@@ -252,7 +252,7 @@ def test_small_cnn_trains_on_images():
     x = rng.random((128, 1, 28, 28), dtype=np.float32) * 0.3
     x[y == 1, :, :14] += 0.7  # class 1 is bright in the top half
     data = SimpleNamespace(x_train=x, y_train=y, x_val=x, y_val=y)
-    net = small_cnn(batchnorm=True, channels=(4, 4))
+    net = small_cnn(norm="batch", channels=(4, 4))
     history = train(net, SGD(net.parameters(), lr=0.1), data, iterations=30, batch_size=32, progress=False)
     assert history.val_accuracy[-1] == 1.0
 
@@ -359,7 +359,7 @@ def test_probes_report_statistics_without_side_effects():
     with pytest.raises(ValueError, match="exactly one of y"):
         probe(net, rng.standard_normal((4, 10)).astype(np.float32))
 
-    cnn = small_cnn(channels=(3, 4))
+    cnn = small_cnn(norm="batch", channels=(3, 4))
     stats = channel_statistics(cnn, rng.random((8, 1, 28, 28), dtype=np.float32))
     bn_rows = stats[stats["type"] == "BatchNorm2d"]
     assert (

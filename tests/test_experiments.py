@@ -30,7 +30,7 @@ def test_run_in_parallel_raises_the_workers_error():
 def test_parallel_and_serial_runs_agree(monkeypatch):
     data = bh.load_mnist()
     kwargs = dict(iterations=20, batch_size=50)
-    build = lambda s: bh.deep_net(0.1, batchnorm=True, seed=s)  # noqa: E731
+    build = lambda s: bh.deep_net(0.1, norm="batch", seed=s)  # noqa: E731
     opt = lambda p: bh.SGD(p, lr=0.1)  # noqa: E731
     parallel = bh.final_accuracy_over_seeds(build, opt, data, [0, 1], **kwargs)
     monkeypatch.setenv(PROCESSES_ENV, "1")
@@ -41,7 +41,7 @@ def test_parallel_and_serial_runs_agree(monkeypatch):
 def test_train_over_seeds_returns_one_trained_run_per_seed():
     data = bh.load_mnist()
     runs = bh.train_over_seeds(
-        lambda s: bh.deep_net(0.1, batchnorm=True, seed=s),
+        lambda s: bh.deep_net(0.1, norm="batch", seed=s),
         lambda p: bh.SGD(p, lr=0.1),
         data,
         [0, 1],

@@ -282,16 +282,15 @@ def test_builders_take_a_norm_choice_with_the_same_initial_weights():
     for net in nets.values():
         np.testing.assert_array_equal(net.layers[0].params["W"], nets[None].layers[0].params["W"])
     assert "b" not in nets["batch"].layers[0].params and "b" in nets["group"].layers[0].params
-    assert (
-        type(bh.small_cnn(batchnorm=True).layers[1]) is BatchNorm2d
-        and type(bh.small_cnn(batchnorm=False).layers[1]).__name__ == "ReLU"
-    )
-    with pytest.raises(ValueError, match="pass norm= or the older batchnorm=, not both"):
-        bh.small_cnn(norm="group", batchnorm=True)
+    assert type(bh.small_cnn(norm="batch").layers[1]) is BatchNorm2d
+    assert type(bh.small_cnn().layers[1]).__name__ == "ReLU", "every builder defaults to no normalization"
+    for build in (bh.deep_net, bh.three_layer_net, bh.small_cnn):
+        with pytest.raises(ValueError, match="norm must be one of"):
+            build(norm="batchnorm")
     group_mlp = bh.mlp((6, 8, 3), norm="group", groups=2)
     assert isinstance(group_mlp.layers[1], GroupNorm) and group_mlp.layers[1].groups == 2
     assert isinstance(bh.mlp((6, 8, 3), norm="renorm", bn_options=dict(warmup=1, ramp=1)).layers[1], BatchRenorm1d)
-    ghost_cnn = bh.small_cnn(channels=(4, 8), bn_options={"virtual_batch_size": 2})
+    ghost_cnn = bh.small_cnn(norm="batch", channels=(4, 8), bn_options={"virtual_batch_size": 2})
     assert ghost_cnn.forward(np.zeros((4, 1, 28, 28), np.float32)).shape == (4, 10)
 
 
@@ -316,7 +315,7 @@ def test_population_statistics_of_spatial_bn_count_every_position(tiny_images):
     m = 16 * 28 * 28
     np.testing.assert_allclose(mean, per_batch.mean(axis=2).mean(axis=0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(var, m / (m - 1) * per_batch.var(axis=2).mean(axis=0), rtol=1e-3)
-    ghost = bh.small_cnn(channels=(4, 8), bn_options={"virtual_batch_size": 8})
+    ghost = bh.small_cnn(norm="batch", channels=(4, 8), bn_options={"virtual_batch_size": 8})
     with pytest.raises(ValueError, match=r"batch_size \(16\) must not exceed the layers' virtual_batch_size \(8\)"):
         bh.population_statistics(ghost, tiny_images.x_train, batch_size=16)
 

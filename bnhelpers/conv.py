@@ -147,10 +147,12 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     return out.reshape(N, F, H_out, W_out), ConvCache(x.shape, w, cols, stride, pad, b is not None)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, input_grad=True):
     """Convolution backward pass.
 
     dout: (N, F, H_out, W_out) upstream gradient.   cache: from conv2d_forward.
+    input_grad: False skips dx (returned as None): a network's first layer
+    needs no gradient with respect to the images, and for it dx is the costly part.
     Returns dx (N, C, H, W), dw (F, C, KH, KW), db (F,) or None if b was None,
     all in the dtype of the forward pass:
 
@@ -181,6 +183,8 @@ def conv2d_backward(dout, cache):
     # One product per sample, summed: BLAS reads the transposed columns in
     # place, where a single (F, N*L) @ (N*L, CKK) product would first copy both.
     dw = (d @ cache.cols.transpose(0, 2, 1)).sum(axis=0).reshape(F, C, KH, KW)
+    if not input_grad:
+        return None, dw, db
 
     dxp = np.zeros((N, C, Hp, Wp), dtype=d.dtype)
     for p in range(KH):

@@ -151,12 +151,7 @@ def fold_batchnorm(net) -> Network:
                 )
             except ValueError as e:
                 raise ValueError(f"cannot fold layers {i} and {i + 1} ({layer!r}, {following!r}): {e}") from e
-            merged = Linear(
-                layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype
-            )
-            merged.params["W"][...] = W
-            merged.params["b"][...] = b
-            folded.append(merged)
+            folded.append(Linear.from_weights(W, b))
             i += 2
         else:
             folded.append(layer)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count, check_fraction, check_positive
+from ._checks import check_count, check_float_array, check_fraction, check_positive, check_vector
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
@@ -75,12 +75,33 @@ class Linear(Layer):
 
     def __init__(self, in_features, out_features, bias=True, *, rng, init="xavier", scale=None, dtype=np.float32):
         super().__init__()
-        self.in_features = check_count("in_features", in_features)
-        self.out_features = check_count("out_features", out_features)
+        in_features = check_count("in_features", in_features)
+        out_features = check_count("out_features", out_features)
+        W = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
+        self._hold(W, np.zeros(out_features, dtype=dtype) if bias else None)
+
+    @classmethod
+    def from_weights(cls, W, b=None):
+        """A Linear computing x @ W + b with copies of the given arrays (e.g. BN folded into W and b).
+
+        W: (in_features, out_features) floats.  b: (out_features,), converted to W's dtype, or None for no bias.
+        """
+        W = check_float_array("W", W, ndim=2)
+        check_count("in_features (W.shape[0])", W.shape[0])
+        check_count("out_features (W.shape[1])", W.shape[1])
+        if b is not None:
+            b = check_vector("b", b, W.shape[1], what="column of W").astype(W.dtype)
+        layer = cls.__new__(cls)
+        Layer.__init__(layer)
+        layer._hold(W.copy(), None if b is None else b.copy())
+        return layer
+
+    def _hold(self, W, b):
+        self.in_features, self.out_features = W.shape
         self.x = None  # the input of the last forward pass, for backward
-        self.params["W"] = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
-        if bias:
-            self.params["b"] = np.zeros(out_features, dtype=dtype)
+        self.params["W"] = W
+        if b is not None:
+            self.params["b"] = b
 
     def forward(self, x):
         if not isinstance(x, np.ndarray):
@@ -143,7 +164,7 @@ class Conv2d(Layer):
         return out
 
     def backward(self, dout):
-        dx, self.grads["W"], db = conv2d_backward(dout, self.cache)
+        dx, self.grads["W"], db = conv2d_backward(dout, self.cache, input_grad=self.needs_input_grad)
         if db is not None:
             self.grads["b"] = db
         return dx

@@ -120,6 +120,18 @@ def test_conv_without_bias_equals_zero_bias_and_returns_db_none():
     np.testing.assert_array_equal(dw, dw0)
 
 
+def test_conv_backward_without_input_grad_returns_the_same_parameter_gradients():
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    out, cache = conv2d_forward(x, w, b, stride=2, pad=1)
+    dout = rng.standard_normal(out.shape)
+    _, dw, db = conv2d_backward(dout, cache)
+    dx, dw_only, db_only = conv2d_backward(dout, cache, input_grad=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw_only, dw)
+    np.testing.assert_array_equal(db_only, db)
+
+
 def test_conv_does_not_modify_its_inputs():
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)

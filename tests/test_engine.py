@@ -623,3 +623,36 @@ def test_a_stopped_run_removes_its_progress_bar(monkeypatch):
         bar = bars[-1]
         assert bar.container.children[1].bar_style != "danger"
         assert bar.container.layout.visibility == "hidden"
+
+
+def test_a_cnn_skips_the_input_gradient_like_an_mlp():
+    """Network.backward returns None for every network: its first layer, Linear or Conv2d, computes no dx."""
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    cnn = small_cnn(norm="batch", channels=(2, 2), seed=0)
+    _, dlogits = softmax_cross_entropy(cnn.forward(x), rng.integers(0, 10, 4))
+    assert cnn.backward(dlogits) is None
+    weight_grad = cnn.layers[0].grads["W"].copy()
+    cnn.layers[0].needs_input_grad = True  # a Conv2d anywhere else still returns its dx, and the same dW
+    cnn.forward(x)
+    dx = cnn.backward(dlogits)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(cnn.layers[0].grads["W"], weight_grad)
+
+
+def test_linear_from_weights_computes_x_w_plus_b_with_its_own_copies():
+    W, b = np.arange(6.0).reshape(3, 2), np.array([0.5, -1.0], dtype=np.float32)
+    layer = Linear.from_weights(W, b)
+    assert (layer.in_features, layer.out_features) == (3, 2) and repr(layer) == "Linear(3, 2, bias=True)"
+    assert layer.params["b"].dtype == np.float64  # b follows W's dtype
+    x = np.ones((4, 3))
+    np.testing.assert_array_equal(layer.forward(x), x @ W + b)
+    W[0, 0] = 100.0
+    assert layer.params["W"][0, 0] == 0.0  # a copy: the caller's array can change
+    assert "b" not in Linear.from_weights(W).params
+    with pytest.raises(ValueError, match=r"b must have shape \(2,\), one value per column of W"):
+        Linear.from_weights(W, np.zeros(3))
+    with pytest.raises(TypeError, match=r"W must have a floating dtype"):
+        Linear.from_weights(np.ones((3, 2), dtype=int))
+    with pytest.raises(ValueError, match=r"out_features \(W.shape\[1\]\) must be a positive integer, got 0"):
+        Linear.from_weights(np.ones((3, 0)))

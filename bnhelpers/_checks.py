@@ -11,7 +11,10 @@ import numbers
 
 import numpy as np
 
-MODES = ("train", "test")
+# One switch, two vocabularies, mapped here and nowhere else: a Network (like a
+# PyTorch module) is in 'train' or 'eval' mode, and its BN layers hand the
+# functional code (like CS231n's) bn_param['mode'] 'train' or 'test'.
+BN_MODE_OF = {"train": "train", "eval": "test"}
 
 
 class NonFiniteError(ValueError):
@@ -52,10 +55,24 @@ def check_vector(name: str, v, length: int, what: str = "features") -> np.ndarra
 
 
 def check_mode(mode) -> str:
-    """Return ``mode`` if it is 'train' or 'test'."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+    """Return ``mode`` if it is a bn_param mode, 'train' or 'test'."""
+    if mode not in BN_MODE_OF.values():
+        hint = " (a Network's 'eval' mode is bn_param's 'test')" if mode == "eval" else ""
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}{hint}")
     return mode
+
+
+def check_network_mode(mode) -> str:
+    """Return ``mode`` if it is a Network mode, 'train' or 'eval'."""
+    if mode not in BN_MODE_OF:
+        hint = " (bn_param's 'test' mode is a Network's 'eval')" if mode == "test" else ""
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}{hint}")
+    return mode
+
+
+def bn_mode(training: bool) -> str:
+    """The bn_param mode of a layer in training (True) or eval (False) mode."""
+    return BN_MODE_OF["train" if training else "eval"]
 
 
 def _is_real(value) -> bool:
@@ -72,12 +89,20 @@ def check_positive(name: str, value) -> float:
     return float(value)
 
 
-def check_count(name: str, value) -> int:
-    """A positive integer (numbers of features, layer widths)."""
+def check_count(name: str, value, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer (Python or numpy, not bool) in [minimum, maximum]: widths, batch sizes, strides.
+
+    The one integer check of the package: by default a positive integer;
+    minimum=0 for paddings, maximum for a batch that must fit the data.
+    """
+    if maximum is not None:
+        wanted = f"an integer in [{minimum}, {maximum}]"
+    else:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise TypeError(f"{name} must be {wanted}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return int(value)
 
 

@@ -31,13 +31,12 @@ a few dozen), never over samples or output positions.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._checks import check_float_array, check_vector
+from ._checks import check_count, check_float_array, check_vector
 
 
 class ConvCache(NamedTuple):
@@ -74,15 +73,6 @@ class AvgPoolCache(NamedTuple):
     dtype: np.dtype
     size: int
     stride: int
-
-
-def _check_integer(name: str, value, minimum: int) -> int:
-    """An integer (Python or numpy, not bool) that is at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _window_slice(p: int, q: int, stride: int, H_out: int, W_out: int) -> tuple:
@@ -126,8 +116,8 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
         raise ValueError(f"w has C={Cw} input channels but x has C={C}")
     if b is not None:
         check_vector("b", b, F, what="filter of w")
-    stride = _check_integer("stride", stride, 1)
-    pad = _check_integer("pad", pad, 0)
+    stride = check_count("stride", stride)
+    pad = check_count("pad", pad, minimum=0)
     Hp, Wp = H + 2 * pad, W + 2 * pad
     if KH > Hp or KW > Wp:
         raise ValueError(f"w's {KH}x{KW} kernel is larger than the padded input {Hp}x{Wp} (x is {H}x{W}, pad={pad})")
@@ -203,8 +193,8 @@ def conv2d_backward(dout, cache, input_grad=True):
 def _pool_setup(x, size, stride):
     """Validate a pooling call; return (x, size, stride, H_out, W_out)."""
     x = check_float_array("x", x, ndim=4)
-    size = _check_integer("size", size, 1)
-    stride = size if stride is None else _check_integer("stride", stride, 1)
+    size = check_count("size", size)
+    stride = size if stride is None else check_count("stride", stride)
     H, W = x.shape[2:]
     if size > H or size > W:
         raise ValueError(f"size={size} is larger than the input x of {H}x{W} pixels")

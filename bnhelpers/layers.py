@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count, check_float_array, check_fraction, check_positive, check_vector
+from ._checks import bn_mode, check_count, check_float_array, check_fraction, check_positive, check_vector
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
@@ -152,7 +152,9 @@ class Conv2d(Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        self.stride, self.pad = stride, pad
+        in_channels, out_channels = check_count("in_channels", in_channels), check_count("out_channels", out_channels)
+        kernel_size = check_count("kernel_size", kernel_size)
+        self.stride, self.pad = check_count("stride", stride), check_count("pad", pad, minimum=0)
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.params["W"] = draw_weights(rng, shape, fan_in, init, scale, dtype)
@@ -179,7 +181,7 @@ class MaxPool2d(Layer):
 
     def __init__(self, size=2):
         super().__init__()
-        self.size = size
+        self.size = check_count("size", size)
 
     def forward(self, x):
         out, self.cache = maxpool2d_forward(x, self.size)
@@ -256,7 +258,7 @@ class _BatchNormBase(Layer):
         if isinstance(x, np.ndarray) and x.ndim >= 2 and x.shape[1] != self.num_features:
             what = "features" if x.ndim == 2 else "channels (axis 1)"
             raise ValueError(f"x has {x.shape[1]} {what}, {self!r} expects {self.num_features}: got shape {x.shape}")
-        self.bn_param["mode"] = "train" if self.training else "test"
+        self.bn_param["mode"] = bn_mode(self.training)
         return self.bn_param
 
     def buffers(self):
@@ -396,10 +398,11 @@ class GroupNorm(Layer):
 
     def __init__(self, num_channels, groups, *, eps=1e-5, dtype=np.float32):
         super().__init__()
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 or num_channels % groups:
-            raise ValueError(f"groups must be a positive integer dividing num_channels={num_channels}, got {groups!r}")
+        num_channels, groups = check_count("num_channels", num_channels), check_count("groups", groups)
+        if num_channels % groups:
+            raise ValueError(f"groups must be a positive integer dividing num_channels={num_channels}, got {groups}")
         self.gn_param = {"eps": check_positive("eps", eps)}
-        self.num_channels, self.groups = num_channels, int(groups)
+        self.num_channels, self.groups = num_channels, groups
         self.params["gamma"] = np.ones(num_channels, dtype=dtype)
         self.params["beta"] = np.zeros(num_channels, dtype=dtype)
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_network_mode
 from .checkpoint import load_arrays, save_arrays
 from .layers import Layer
 from .losses import check_labels
-
-NETWORK_MODES = ("train", "eval")
 
 
 @dataclass(frozen=True)
@@ -121,9 +120,7 @@ class Network:
 
     def set_mode(self, mode: str) -> Network:
         """'train': batch statistics, dropout on.  'eval': running statistics, dropout off."""
-        if mode not in NETWORK_MODES:
-            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-        self.mode = mode
+        self.mode = check_network_mode(mode)
         for layer in self.layers:
             layer.training = mode == "train"
         return self

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._checks import check_count
 from .layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
 from .models import mlp
@@ -167,8 +168,8 @@ def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0) -> np.ndarray
     (averaged over draws): the batch noise in units of the signal's own spread.
     BN buffers are restored.
     """
-    if batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2, got {batch_size}")
+    check_count("batch_size", batch_size, minimum=2, maximum=len(x))
+    check_count("draws", draws, minimum=2)
     generator = rng(seed)
     bn = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm1d)]
     if not bn:

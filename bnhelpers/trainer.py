@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import NonFiniteError, check_finite
+from ._checks import NonFiniteError, check_count, check_finite
 from .layers import BatchNorm1d
 from .losses import check_labels, softmax_cross_entropy
 from .progress import progress_enabled
@@ -114,8 +114,7 @@ def train(
     check_finite("data.x_train", x)
     check_finite("data.x_val", x_val)
     for name, value in (("iterations", iterations), ("batch_size", batch_size), ("eval_every", eval_every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_count(name, value)
     if batch_size > len(x):
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
     if batch_size < 2 and any(isinstance(layer, BatchNorm1d) for layer in net.layers):

@@ -13,6 +13,7 @@ from bnhelpers import (
     Conv2d,
     Dropout,
     Flatten,
+    GroupNorm,
     LeakyReLU,
     Linear,
     MaxPool2d,
@@ -173,9 +174,22 @@ def test_dropout_is_identity_in_eval_and_keeps_the_mean_in_training():
 
 def test_bad_mode_is_rejected():
     net = mlp((4, 3, 2))
-    with pytest.raises(ValueError, match="mode must be 'train' or 'eval', got 'test'"):
+    with pytest.raises(ValueError, match="mode must be 'train' or 'eval', got 'test' \\(bn_param's 'test' mode is"):
         net.set_mode("test")
     assert net.mode == "train"
+
+
+def test_a_network_in_eval_mode_hands_its_bn_layers_test_mode():
+    from bnhelpers import batchnorm_forward
+
+    net = mlp((4, 3, 2), norm="batch")
+    x = np.ones((2, 4), np.float32)
+    net.eval().forward(x)
+    assert net.layers[1].bn_param["mode"] == "test"
+    net.train().forward(x)
+    assert net.layers[1].bn_param["mode"] == "train"
+    with pytest.raises(ValueError, match="mode must be 'train' or 'test', got 'eval' \\(a Network's 'eval' mode"):
+        batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), {"mode": "eval"})
 
 
 # --- training ------------------------------------------------------------------------------
@@ -316,6 +330,8 @@ def test_bad_training_input_gets_clear_errors():
         train(net, opt, bad_labels, iterations=5, batch_size=10, progress=False)
     with pytest.raises(ValueError, match=r"iterations must be a positive integer, got 0"):
         train(net, opt, data, iterations=0, batch_size=10, progress=False)
+    with pytest.raises(TypeError, match=r"batch_size must be a positive integer, got 10.0"):
+        train(net, opt, data, iterations=5, batch_size=10.0, progress=False)
     with pytest.raises(ValueError, match=r"x must have shape \(N, 10\)"):
         net.forward(np.zeros((4, 9), np.float32))
     with pytest.raises(ValueError, match=r"activation must be one of"):
@@ -484,6 +500,16 @@ def test_progress_switch(monkeypatch, value, argument, expected):
         ),
         (lambda: Adam(mlp((4, 2)).parameters(), betas=0.9), TypeError, r"betas must be a pair"),
         (lambda: RMSprop(mlp((4, 2)).parameters(), decay=1.0), ValueError, r"decay must be below 1"),
+        (lambda: Conv2d(1, 8, kernel_size=0, rng=np.random.default_rng(0)), ValueError, r"kernel_size must be a pos"),
+        (lambda: Conv2d(1, 8.0, rng=np.random.default_rng(0)), TypeError, r"out_channels must be a positive integer"),
+        (
+            lambda: Conv2d(1, 8, pad=-1, rng=np.random.default_rng(0)),
+            ValueError,
+            r"pad must be an integer >= 0, got -1",
+        ),
+        (lambda: MaxPool2d(0), ValueError, r"size must be a positive integer, got 0"),
+        (lambda: GroupNorm(6, 2.0), TypeError, r"groups must be a positive integer, got 2.0"),
+        (lambda: GroupNorm(6, 4), ValueError, r"groups must be a positive integer dividing num_channels=6, got 4"),
     ],
 )
 def test_bad_constructor_arguments_are_named(make, error, message):

@@ -31,9 +31,10 @@ if __name__ == "__main__":  # thread settings must be in place before numpy/torc
             os.environ[var] = str(_known.threads)
 
 
-from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
+from report import machine_line, markdown_table, try_import_torch
 
 import bnhelpers as bh
+from bnhelpers.timing import median_seconds
 
 CONFIGS = {
     "deep-plain": dict(title="deep net 784-9x100-10, tanh, SGD", batch=60),
@@ -159,7 +160,7 @@ def main():
         fns = {"ours": ours(config)}
         if torch:
             fns["torch"] = theirs(torch, config)
-        times[config] = median_seconds_side_by_side(fns, repeats=args.repeats)
+        times[config] = median_seconds(fns, repeats=args.repeats)
 
     rows = []
     for config, spec in CONFIGS.items():

@@ -20,10 +20,9 @@ whole convolution into one matrix product: (F, C*KH*KW) @ (C*KH*KW, H_out*W_out)
 per sample. The backward pass reuses those columns for dw, and scatters the
 columns' gradients back to the pixels they were copied from ("col2im") for dx.
 
-Pooling summarizes each channel's windows on their own:
+Max pooling summarizes each channel's windows on their own:
 
-    max:     out[n, c, i, j] = max_{p, q}  x[n, c, i*stride + p, j*stride + q]
-    average: out[n, c, i, j] = mean_{p, q} x[n, c, i*stride + p, j*stride + q]
+    out[n, c, i, j] = max_{p, q} x[n, c, i*stride + p, j*stride + q]
 
 All loops in this module run over the KH*KW offsets inside a window (at most
 a few dozen), never over samples or output positions.
@@ -62,15 +61,6 @@ class MaxPoolCache(NamedTuple):
 
     x: np.ndarray
     out: np.ndarray
-    size: int
-    stride: int
-
-
-class AvgPoolCache(NamedTuple):
-    """The input shape and dtype, size and stride: averaging needs no input values to go backwards."""
-
-    x_shape: tuple
-    dtype: np.dtype
     size: int
     stride: int
 
@@ -156,8 +146,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     other textbook route, a "full" convolution of dout with the flipped kernel,
     needs dout dilated with zeros when stride > 1 and cropping when the windows
     do not tile the input, and its patches have F*KH*KW rows instead of
-    C*KH*KW (8 times more for a first layer with C=1, F=8, where it measured
-    2.5 times slower).
+    C*KH*KW (8 times more for a first layer with C=1, F=8).
     """
     if not isinstance(cache, ConvCache):
         raise TypeError("cache must be the cache returned by conv2d_forward")
@@ -181,8 +170,8 @@ def conv2d_backward(dout, cache, input_grad=True):
         for q in range(KW):
             # One offset's rows of the columns' gradient at a time, instead of all
             # of w.T @ d at once: that (N, C*KH*KW, L) array would be as large as
-            # the columns, and writing it to fresh memory took longer than the
-            # arithmetic (fwd + bwd of a 64x8x14x14 batch: 4.6 ms, now 2.5 ms).
+            # the columns, and writing it to fresh memory takes longer than the
+            # arithmetic.
             dcols_pq = (cache.w[:, :, p, q].T @ d).reshape(N, C, H_out, W_out)
             # Overlapping windows (stride < kernel) share pixels, hence +=.
             dxp[_window_slice(p, q, s, H_out, W_out)] += dcols_pq
@@ -248,44 +237,4 @@ def maxpool2d_backward(dout, cache):
             wins &= unclaimed
             unclaimed &= ~wins
             dx[window] += wins * dout
-    return dx
-
-
-def avgpool2d_forward(x, size=2, stride=None):
-    """Average pooling forward pass over size x size windows.
-
-    x: (N, C, H, W).   size: window side.   stride: step, default ``size``.
-    With size = H = W it is global average pooling: out is (N, C, 1, 1).
-
-    out[n, c, i, j] = 1/size**2 * sum_{p, q} x[n, c, i*stride + p, j*stride + q]
-
-    Returns (out, cache): out is (N, C, H_out, W_out) in the dtype of x.
-    """
-    x, size, stride, H_out, W_out = _pool_setup(x, size, stride)
-    out = np.zeros((*x.shape[:2], H_out, W_out), dtype=x.dtype)
-    for p in range(size):
-        for q in range(size):
-            out += x[_window_slice(p, q, stride, H_out, W_out)]
-    out /= size * size
-    return out, AvgPoolCache(x.shape, x.dtype, size, stride)
-
-
-def avgpool2d_backward(dout, cache):
-    """Average pooling backward pass.
-
-    dout: (N, C, H_out, W_out).   cache: from avgpool2d_forward.   Returns dx (N, C, H, W):
-    every pixel of a window receives 1/size**2 of the window's gradient.
-    """
-    if not isinstance(cache, AvgPoolCache):
-        raise TypeError("cache must be the cache returned by avgpool2d_forward")
-    N, C, H, W = cache.x_shape
-    size, s = cache.size, cache.stride
-    H_out, W_out = (H - size) // s + 1, (W - size) // s + 1
-    dout = _check_dout(dout, (N, C, H_out, W_out), cache.dtype)
-
-    share = dout / (size * size)
-    dx = np.zeros(cache.x_shape, dtype=cache.dtype)
-    for p in range(size):
-        for q in range(size):
-            dx[_window_slice(p, q, s, H_out, W_out)] += share
     return dx

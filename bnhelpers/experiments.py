@@ -1,4 +1,4 @@
-"""Running the course's comparisons: with and without BN, repeats over seeds, sweeps, and step timing.
+"""The course's experiments: with and without BN, repeats over seeds, sweeps, random networks, training steps.
 
     runs = compare_with_and_without_bn(lambda norm: deep_net(1.0, norm=norm), lambda p: SGD(p, lr=0.01),
                                        data, iterations=5000, batch_size=60)
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,10 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .losses import softmax_cross_entropy
+from .models import mlp
 from .network import Network
+from .probes import ProbeResult, probe
+from .seeding import rng
 from .trainer import History, train
 
 LABELS = {None: "without BN", "batch": "with BN"}
@@ -144,12 +146,39 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
     return pd.DataFrame(run_in_parallel(run, grid))
 
 
+def random_net_statistics(
+    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, norm=None, seed=0
+) -> ProbeResult:
+    """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
+
+    ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
+    hidden layers of ``width`` units (weights from ``init``/``scale``, ``norm`` as
+    in mlp before each nonlinearity) and a 10-way output; the backward pass starts
+    from softmax cross-entropy against random labels. float64, train mode.
+    """
+    generator = rng(seed)
+    net = mlp(
+        (width,) * (depth + 1) + (10,),
+        activation=activation,
+        norm=norm,
+        init=init,
+        scale=scale,
+        seed=seed,
+        dtype=np.float64,
+    )
+    x = generator.standard_normal((samples, width))
+    y = generator.integers(0, 10, samples)
+    return probe(net, x, y)
+
+
 def training_step(net, optimizer, x, y):
     """A function of no arguments that runs one training step on the fixed batch (x, y).
 
     One step is forward, softmax cross-entropy, backward and the optimizer
     update: what ``train`` does per iteration, without data loading or
-    evaluation. Used to time steps.
+    evaluation. To time steps (the network trains meanwhile):
+
+        median_seconds({"step": training_step(net, optimizer, x, y)})   # bnhelpers.timing
     """
 
     def step():
@@ -158,18 +187,6 @@ def training_step(net, optimizer, x, y):
         optimizer.step()
 
     return step
-
-
-def median_step_seconds(net, optimizer, x, y, *, steps=100, repeats=5) -> float:
-    """Median wall time of one training step over ``repeats`` runs of ``steps`` steps (the net trains meanwhile)."""
-    step = training_step(net, optimizer, x, y)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        samples.append((time.perf_counter() - start) / steps)
-    return float(np.median(samples))
 
 
 PROCESSES_ENV = "BNHELPERS_PROCESSES"

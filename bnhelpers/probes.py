@@ -31,7 +31,6 @@ import pandas as pd
 from ._checks import check_count
 from .layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
-from .models import mlp
 from .seeding import rng
 
 SATURATION = 0.97
@@ -99,31 +98,6 @@ def probe(net, x, y=None, dout=None) -> ProbeResult:
         activations.append(h)
         gradients.append(g)
     return ProbeResult(pd.DataFrame(rows), activations, gradients)
-
-
-def random_net_statistics(
-    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, norm=None, seed=0
-) -> ProbeResult:
-    """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
-
-    ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
-    hidden layers of ``width`` units (weights from ``init``/``scale``, ``norm`` as
-    in mlp before each nonlinearity) and a 10-way output; the backward pass starts
-    from softmax cross-entropy against random labels. float64, train mode.
-    """
-    generator = rng(seed)
-    net = mlp(
-        (width,) * (depth + 1) + (10,),
-        activation=activation,
-        norm=norm,
-        init=init,
-        scale=scale,
-        seed=seed,
-        dtype=np.float64,
-    )
-    x = generator.standard_normal((samples, width))
-    y = generator.integers(0, 10, samples)
-    return probe(net, x, y)
 
 
 def update_ratios(net, step) -> dict:

@@ -12,8 +12,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bnhelpers.conv import (
-    avgpool2d_backward,
-    avgpool2d_forward,
     conv2d_backward,
     conv2d_forward,
     maxpool2d_backward,
@@ -47,7 +45,7 @@ def conv_reference(x, w, b, stride, pad):
     return out
 
 
-def pool_reference(x, size, stride, reduce):
+def maxpool_reference(x, size, stride):
     N, C, H, W = x.shape
     H_out, W_out = (H - size) // stride + 1, (W - size) // stride + 1
     out = np.zeros((N, C, H_out, W_out))
@@ -55,7 +53,7 @@ def pool_reference(x, size, stride, reduce):
         for c in range(C):
             for i in range(H_out):
                 for j in range(W_out):
-                    out[n, c, i, j] = reduce(x[n, c, i * stride : i * stride + size, j * stride : j * stride + size])
+                    out[n, c, i, j] = x[n, c, i * stride : i * stride + size, j * stride : j * stride + size].max()
     return out
 
 
@@ -224,32 +222,20 @@ def test_maxpool_forward_and_backward_match_loops(x_shape, size, stride):
     x = rng.standard_normal(x_shape)
     out, cache = maxpool2d_forward(x, size, stride)
     s = size if stride is None else stride
-    np.testing.assert_array_equal(out, pool_reference(x, size, s, np.max))
+    np.testing.assert_array_equal(out, maxpool_reference(x, size, s))
     dout = rng.standard_normal(out.shape)
     dx = maxpool2d_backward(dout, cache)
     np.testing.assert_allclose(dx, maxpool_backward_reference(x, dout, size, s), atol=1e-15)
 
 
 @pytest.mark.parametrize("x_shape, size, stride", POOL_CASES)
-def test_avgpool_forward_matches_loops(x_shape, size, stride):
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal(x_shape)
-    out, _ = avgpool2d_forward(x, size, stride)
-    s = size if stride is None else stride
-    np.testing.assert_allclose(out, pool_reference(x, size, s, np.mean), rtol=1e-12, atol=1e-15)
-
-
-@pytest.mark.parametrize("x_shape, size, stride", POOL_CASES)
-@pytest.mark.parametrize(
-    "forward, backward", [(maxpool2d_forward, maxpool2d_backward), (avgpool2d_forward, avgpool2d_backward)]
-)
-def test_pool_gradients_match_finite_differences(x_shape, size, stride, forward, backward):
+def test_maxpool_gradients_match_finite_differences(x_shape, size, stride):
     rng = np.random.default_rng(6)
     x = distinct_values(rng, x_shape)
-    out, cache = forward(x, size, stride)
+    out, cache = maxpool2d_forward(x, size, stride)
     dout = rng.standard_normal(out.shape)
-    dx = backward(dout, cache)
-    errors = gradient_check(lambda: forward(x, size, stride)[0], {"x": x}, {"x": dx}, dout)
+    dx = maxpool2d_backward(dout, cache)
+    errors = gradient_check(lambda: maxpool2d_forward(x, size, stride)[0], {"x": x}, {"x": dx}, dout)
     assert errors["x"] <= 1e-7, errors
 
 
@@ -277,15 +263,6 @@ def test_maxpool_backward_is_unaffected_by_changes_to_the_returned_output():
     np.testing.assert_array_equal(maxpool2d_backward(dout, cache), before)
 
 
-def test_global_average_pool():
-    x = np.random.default_rng(8).standard_normal((3, 4, 5, 5))
-    out, cache = avgpool2d_forward(x, size=5)
-    assert out.shape == (3, 4, 1, 1)
-    np.testing.assert_allclose(out[:, :, 0, 0], x.mean(axis=(2, 3)), rtol=1e-12)
-    dx = avgpool2d_backward(np.ones_like(out), cache)
-    np.testing.assert_allclose(dx, np.full(x.shape, 1 / 25), rtol=1e-12)
-
-
 # ---------------------------------------------------------------- dtypes
 
 
@@ -299,13 +276,9 @@ def test_float32_stays_float32():
     grads = conv2d_backward(rng.standard_normal(out.shape).astype(np.float32), cache)
     assert all(g.dtype == np.float32 for g in grads)
     np.testing.assert_allclose(out, conv_reference(x, w, b, 1, 1), rtol=1e-4, atol=1e-4)
-    for forward, backward in [
-        (maxpool2d_forward, maxpool2d_backward),
-        (avgpool2d_forward, avgpool2d_backward),
-    ]:
-        pooled, pool_cache = forward(x)
-        assert pooled.dtype == np.float32
-        assert backward(np.ones_like(pooled), pool_cache).dtype == np.float32
+    pooled, pool_cache = maxpool2d_forward(x)
+    assert pooled.dtype == np.float32
+    assert maxpool2d_backward(np.ones_like(pooled), pool_cache).dtype == np.float32
 
 
 def test_parameters_and_dout_follow_the_dtype_of_x():
@@ -365,9 +338,9 @@ ERROR_CASES = [
         "w's 3x3 kernel is larger than the padded input 5x1",
     ),
     ("pool rank", _pool(maxpool2d_forward, shape=(4, 4)), ValueError, "x must have 4 dimensions"),
-    ("pool ints", _pool(avgpool2d_forward, dtype=int), TypeError, "x must have a floating dtype"),
+    ("pool ints", _pool(maxpool2d_forward, dtype=int), TypeError, "x must have a floating dtype"),
     ("pool size 0", _pool(maxpool2d_forward, size=0), ValueError, "size must be a positive integer"),
-    ("pool size float", _pool(avgpool2d_forward, size=2.0), TypeError, "size must be a positive integer"),
+    ("pool size float", _pool(maxpool2d_forward, size=2.0), TypeError, "size must be a positive integer"),
     ("pool stride 0", _pool(maxpool2d_forward, stride=0), ValueError, "stride must be a positive integer"),
     (
         "pool too large",
@@ -389,7 +362,6 @@ def test_bad_arguments_raise_naming_the_argument(call, error, match):
     [
         (lambda x: conv2d_forward(x, np.ones((2, 3, 3, 3)), None), conv2d_backward),
         (maxpool2d_forward, maxpool2d_backward),
-        (avgpool2d_forward, avgpool2d_backward),
     ],
 )
 def test_backward_checks_dout_and_cache(forward, backward):

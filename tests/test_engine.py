@@ -438,20 +438,29 @@ def test_preserving_buffers_restores_running_statistics_even_on_error():
         np.testing.assert_array_equal(v, before[k])
 
 
-def test_step_timing_helpers_run_real_steps():
-    from bnhelpers.experiments import median_step_seconds, training_step
+def test_a_training_step_trains():
+    from bnhelpers.experiments import training_step
 
     data = blobs()
     net = mlp((10, 8, 3), seed=0)
     w0 = net.layers[0].params["W"].copy()
     training_step(net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32])()
     assert not np.array_equal(net.layers[0].params["W"], w0)
-    assert (
-        median_step_seconds(
-            net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32], steps=3, repeats=3
-        )
-        > 0
-    )
+
+
+def test_median_seconds_times_each_function_in_alternation():
+    from bnhelpers.timing import median_seconds
+
+    calls = []
+    seconds = median_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, number=2)
+    assert set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3  # one warm-up call each, then alternating samples
+    calibrated = median_seconds({"sleep": lambda: None}, repeats=2, target_seconds=1e-4)
+    assert calibrated["sleep"] >= 0
+    with pytest.raises(TypeError, match="fns must be a non-empty dict"):
+        median_seconds({})
+    with pytest.raises(ValueError, match="repeats must be a positive integer, got 0"):
+        median_seconds({"a": lambda: None}, repeats=0)
 
 
 @pytest.mark.parametrize(

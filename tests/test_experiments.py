@@ -62,3 +62,12 @@ def test_workers_use_one_blas_thread():
         lambda _: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], range(2)
     )
     assert all(c == [1] * len(c) for c in counts)
+
+
+def test_random_net_statistics_probes_every_hidden_layer():
+    small = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01)
+    assert list(small.table["layer"]) == [1, 2, 3, 4] and small.activations[0].shape == (100, 30)
+    assert small.table["act_std"].iloc[-1] < 1e-4  # tiny weights: the activations collapse with depth
+    with_bn = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01, norm="batch")
+    assert np.all(with_bn.table["act_std"] > 0.5)  # BN restores them in every layer
+    assert bh.random_net_statistics is bh.experiments.random_net_statistics

@@ -129,3 +129,45 @@ def listed(keys) -> str:
     Mixed types cannot be sorted, their reprs can.
     """
     return "[" + ", ".join(sorted(repr(k) for k in keys)) + "]"
+
+
+# --- the normalization functions: one call at the top of each --------------------------------
+
+
+def check_norm_inputs(x, gamma, beta, *, ndim, axis):
+    """Check the inputs of a normalization forward pass; return (x, gamma, beta) with gamma, beta in x's dtype.
+
+    x must be a finite float array with ``ndim`` dimensions; gamma and beta
+    finite vectors with one value per entry of ``x.shape[axis]`` (features or
+    channels). Squares of x must not overflow (the variance needs them).
+    """
+    x = check_float_array("x", x, ndim=ndim)
+    what = "feature" if ndim == 2 else "channel"
+    check_vector("gamma", gamma, x.shape[axis], what=what)
+    check_vector("beta", beta, x.shape[axis], what=what)
+    # One dot product each: finite iff no NaN, no infinity and no overflowing square;
+    # only a failure pays for the scans that name the culprit.
+    if not np.isfinite(np.vdot(x, x)):
+        check_finite("x", x)
+        raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+    if not np.isfinite(np.vdot(gamma, beta)):
+        check_finite("gamma", gamma)
+        check_finite("beta", beta)
+    return x, gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+
+
+def check_norm_backward(dout, cache, cache_type, forward_name):
+    """Check dout and cache for a normalization backward pass; return dout.
+
+    The cache must be a ``cache_type`` made by ``forward_name`` (its arrays
+    would otherwise fail deep inside the math), and dout must have the shape
+    of that forward pass's output (the cache's ``x_hat``, or its ``shape``).
+    """
+    if not isinstance(cache, cache_type) or getattr(cache, "forward", forward_name) != forward_name:
+        made_by = f", got one from {cache.forward}" if isinstance(cache, cache_type) else ""
+        raise TypeError(f"cache must be the cache returned by {forward_name}{made_by}")
+    dout = check_float_array("dout", dout)
+    shape = cache.x_hat.shape if hasattr(cache, "x_hat") else cache.shape
+    if dout.shape != shape:
+        raise ValueError(f"dout must have the shape of the forward output {shape}, got {dout.shape}")
+    return dout

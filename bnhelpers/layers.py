@@ -26,7 +26,7 @@ from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backwar
 from .init import draw_weights
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
-from .spatial import _from_rows, _to_rows, spatial_batchnorm_backward, spatial_batchnorm_forward
+from .spatial import from_rows, spatial_batchnorm_backward, spatial_batchnorm_forward, to_rows
 
 
 class Layer:
@@ -358,13 +358,13 @@ class BatchRenorm2d(BatchRenorm1d):
     def forward(self, x):
         self.shape = x.shape
         out, self.cache = batchrenorm_forward(
-            _to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
+            to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
         )
-        return _from_rows(out, x.shape, "NCHW")
+        return from_rows(out, x.shape, "NCHW")
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(_to_rows(dout, "NCHW"), self.cache)
-        return _from_rows(dx, self.shape, "NCHW")
+        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(to_rows(dout, "NCHW"), self.cache)
+        return from_rows(dx, self.shape, "NCHW")
 
 
 class LayerNorm(Layer):

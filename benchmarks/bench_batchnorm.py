@@ -5,8 +5,8 @@
 float32, (N, D) = (60, 100), (256, 1024), (4096, 1024). Prints two Markdown
 tables (pasted into the README's performance section). PyTorch columns need
 `pip install -r requirements-bench.txt`; without it they are skipped.
-bnhelpers is timed with the BLAS threads of the environment (its sums over
-the batch are BLAS matrix-vector products); PyTorch at 1 thread and at its default.
+bnhelpers runs with the BLAS threads the environment sets; PyTorch is
+measured at 1 thread and at its default.
 """
 
 from __future__ import annotations

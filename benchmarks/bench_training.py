@@ -46,10 +46,10 @@ CONFIGS = {
 
 
 def mnist_batch(config):
-    data = bh.load_mnist(flatten=not config.startswith("cnn"), verbose=False)
+    images = config.startswith("cnn")
+    data = bh.load_mnist(flatten=not images, channel_axis=images, verbose=False)
     n = CONFIGS[config]["batch"]
-    x = data.x_train[:n]
-    return (x[:, None] if config.startswith("cnn") else x), data.y_train[:n]
+    return data.x_train[:n], data.y_train[:n]
 
 
 def ours(config):

@@ -11,23 +11,22 @@ new / old; a refactoring should keep the ratio near 1.
 
 from __future__ import annotations
 
-import os
-
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"  # before numpy loads BLAS
-
 import argparse
 import importlib
 import io
+import os
 import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
-from timing import machine_line, markdown_table, median_seconds_side_by_side
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy loads BLAS
 
-import bnhelpers as bh
+from timing import machine_line, markdown_table, median_seconds_side_by_side  # noqa: E402
+
+import bnhelpers as bh  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {

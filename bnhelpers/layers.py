@@ -495,7 +495,8 @@ class Dropout(Layer):
             self.mask = None
             return x
         keep = 1.0 - self.p
-        self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / x.dtype.type(keep)
+        # The kept units' scale 1/keep, or 0: a boolean times a scalar of x's dtype, in one pass.
+        self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep) * x.dtype.type(1 / keep)
         return x * self.mask
 
     def backward(self, dout):

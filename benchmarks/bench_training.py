@@ -107,7 +107,7 @@ def theirs(torch, config):
     return step
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mb():
     """This process's peak resident set size.
 
     /proc/self/status's VmHWM belongs to the current program image; getrusage's

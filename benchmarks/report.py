@@ -8,12 +8,12 @@ import platform
 import numpy as np
 
 
-def machine_line() -> str:
+def machine_line():
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, numpy {np.__version__}"
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
+def markdown_table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def check(claim, report: str) -> None:
+def check(claim, report):
     """Assert ``claim`` (a bool, e.g. a comparison) and print ``report``.
 
     claim:  True or False (numpy booleans too); anything else is a TypeError, so

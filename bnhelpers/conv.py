@@ -65,7 +65,7 @@ class MaxPoolCache(NamedTuple):
     stride: int
 
 
-def _window_slice(p: int, q: int, stride: int, H_out: int, W_out: int) -> tuple:
+def _window_slice(p, q, stride, H_out, W_out):
     """Index of the input pixels at offset (p, q) inside each window: one pixel per output position.
 
     x[_window_slice(p, q, ...)] has shape (N, C, H_out, W_out); its entry
@@ -76,7 +76,7 @@ def _window_slice(p: int, q: int, stride: int, H_out: int, W_out: int) -> tuple:
     return (slice(None), slice(None), rows, cols)
 
 
-def _check_dout(dout, expected_shape: tuple, dtype) -> np.ndarray:
+def _check_dout(dout, expected_shape, dtype):
     dout = check_float_array("dout", dout, ndim=4)
     if dout.shape != expected_shape:
         raise ValueError(f"dout must have the shape of the forward output {expected_shape}, got {dout.shape}")

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits
 from .losses import softmax_cross_entropy
 from .models import mlp
 from .network import Network
-from .probes import ProbeResult, probe
+from .probes import probe
 from .seeding import rng
 from .trainer import History, train
 
@@ -37,7 +37,7 @@ class Run:
     history: History
 
 
-def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, progress=None) -> dict:
+def train_each(setups, data, *, iterations, batch_size, eval_every=None, progress=None):
     """Train independent networks, one core each; returns {key: Run}.
 
     setups:     {key: (build, make_optimizer, seed)}: ``build()`` gives the network,
@@ -66,7 +66,7 @@ def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, p
 
 def compare_with_and_without_bn(
     build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None
-) -> dict:
+):
     """Train build(None) and build("batch") on the same batches; returns {"without BN": Run, "with BN": Run}."""
     setups = {label: (lambda norm=norm: build(norm), make_optimizer, seed) for norm, label in LABELS.items()}
     return train_each(
@@ -74,9 +74,7 @@ def compare_with_and_without_bn(
     )
 
 
-def train_over_seeds(
-    build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None
-) -> list:
+def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None):
     """A Run of build(seed) trained with each seed (weights, dropout masks and batch order)."""
     setups = {seed: (lambda seed=seed: build(seed), make_optimizer, seed) for seed in seeds}
     return list(
@@ -91,9 +89,7 @@ def train_over_seeds(
     )
 
 
-def final_accuracy_over_seeds(
-    build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None
-) -> np.ndarray:
+def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None):
     """Final validation accuracy of build(seed) trained with each seed (see train_over_seeds)."""
     runs = train_over_seeds(
         build, make_optimizer, data, seeds, iterations=iterations, batch_size=batch_size, progress=progress
@@ -101,7 +97,7 @@ def final_accuracy_over_seeds(
     return np.array([run.history.final_val_accuracy for run in runs])
 
 
-def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress=None) -> pd.DataFrame:
+def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress=None):
     """Train one network per row of ``grid``, each on the same number of examples; a DataFrame with one row per run.
 
     grid:        dicts with at least 'batch_size' and 'seed', plus whatever else
@@ -148,7 +144,7 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
 
 def random_net_statistics(
     *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, norm=None, seed=0
-) -> ProbeResult:
+):
     """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
 
     ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
@@ -192,7 +188,7 @@ def training_step(net, optimizer, x, y):
 PROCESSES_ENV = "BNHELPERS_PROCESSES"
 
 
-def _processes() -> int:
+def _processes():
     raw = os.environ.get(PROCESSES_ENV, "").strip()
     if not raw:
         return min(2, os.cpu_count() or 1)
@@ -211,7 +207,7 @@ def _run_task(item):
         return _task(item)
 
 
-def run_in_parallel(fn, items) -> list:
+def run_in_parallel(fn, items):
     """[fn(item) for item in items], computed in up to 2 worker processes (one per core).
 
     For independent runs (seeds, sweeps): each run is seeded, so the results

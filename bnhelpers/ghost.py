@@ -33,7 +33,7 @@ class GhostCache(NamedTuple):
     caches: list
 
 
-def check_virtual_batch_size(virtual_batch_size) -> int:
+def check_virtual_batch_size(virtual_batch_size):
     """A virtual batch holds at least 2 samples (BN needs two values per feature)."""
     return check_count("virtual_batch_size", virtual_batch_size, minimum=2)
 

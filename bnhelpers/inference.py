@@ -56,7 +56,7 @@ def _training_mode_passes(net):
         net.set_mode(previous)
 
 
-def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.ndarray]]:
+def population_statistics(net, x, batch_size=60):
     """(E[x], Var[x]) of every BN layer, in order, estimated from ``x`` as in Algorithm 2.
 
     BN layers are BatchNorm1d/2d and BatchRenorm1d/2d.
@@ -93,7 +93,7 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
     return [(np.mean(mu, axis=0), np.mean(var, axis=0)) for mu, var in zip(means, variances, strict=True)]
 
 
-def batch_statistics_accuracy(net, x, y, batch_size) -> float:
+def batch_statistics_accuracy(net, x, y, batch_size):
     """Accuracy on (x, y) in training mode.
 
     Every BN layer normalizes each batch of ``batch_size`` with its own statistics.
@@ -121,7 +121,7 @@ def use_population_statistics(net, x, batch_size=60):
     return net
 
 
-def fold_batchnorm(net) -> Network:
+def fold_batchnorm(net):
     """A new eval-only network in which every Linear -> BatchNorm1d (or BatchRenorm1d) pair is one Linear with bias.
 
     The result computes the same function as ``net`` in eval mode (up to

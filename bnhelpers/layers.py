@@ -50,13 +50,14 @@ class Layer:
     def backward(self, dout):
         raise NotImplementedError
 
-    def buffers(self) -> dict[str, np.ndarray]:
+    def buffers(self):
+        """name -> non-trainable array a checkpoint must keep (BN running statistics); none here."""
         return {}
 
-    def check_buffers(self, buffers: dict[str, np.ndarray], prefix: str = "") -> None:
+    def check_buffers(self, buffers, prefix=""):
         """Raise ValueError naming the buffer (as prefix + name) if a value is outside its domain."""
 
-    def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+    def load_buffers(self, buffers):
         """Replace the buffers; the caller has checked names, shapes, dtypes and check_buffers."""
 
     def __repr__(self):
@@ -544,7 +545,8 @@ class ShiftScaleNoise(Layer):
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 
 
-def make_activation(name: str) -> Layer:
+def make_activation(name):
+    """A new activation layer: ``name`` is 'tanh', 'relu', 'sigmoid' or 'leaky_relu'."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]()

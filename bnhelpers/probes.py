@@ -45,7 +45,7 @@ class ProbeResult:
     gradients: list
 
 
-def _saturated_fraction(layer, h) -> float:
+def _saturated_fraction(layer, h):
     if isinstance(layer, Tanh):
         return float(np.mean(np.abs(h) > SATURATION))
     if isinstance(layer, Sigmoid):
@@ -61,7 +61,7 @@ def _zero_fractions(layer, h):
     return float(zero.mean()), float(per_unit.mean())
 
 
-def probe(net, x, y=None, dout=None) -> ProbeResult:
+def probe(net, x, y=None, dout=None):
     """Statistics of one forward/backward pass in the network's current mode.
 
     The backward pass starts from softmax cross-entropy against labels ``y``,
@@ -100,7 +100,7 @@ def probe(net, x, y=None, dout=None) -> ProbeResult:
     return ProbeResult(pd.DataFrame(rows), activations, gradients)
 
 
-def update_ratios(net, step) -> dict:
+def update_ratios(net, step):
     """||W_after - W_before|| / ||W_before|| for every weight matrix, across one call of ``step()``."""
     before = {p.name: p.value.copy() for p in net.parameters() if p.key == "W"}
     step()
@@ -108,7 +108,7 @@ def update_ratios(net, step) -> dict:
     return {name: float(np.linalg.norm(after[name] - w) / np.linalg.norm(w)) for name, w in before.items()}
 
 
-def channel_statistics(net, x) -> pd.DataFrame:
+def channel_statistics(net, x):
     """Per-channel mean and std of every 4-D layer output (conv, BN, ReLU, pooling) for a batch.
 
     One row per (layer index, layer type, channel); statistics over the batch
@@ -129,7 +129,7 @@ def channel_statistics(net, x) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0) -> np.ndarray:
+def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0):
     """(L,) for every BatchNorm1d layer: how much an example's BN output moves with its batch-mates.
 
     Each example x[e], e in ``examples``, is put into ``draws`` batches with

@@ -19,7 +19,7 @@ import numpy as np
 from ._checks import check_count, check_positive
 
 
-def calls_per_sample(fn, target_seconds=0.02) -> int:
+def calls_per_sample(fn, target_seconds=0.02):
     """How many calls of ``fn`` (after one warm-up call) make one sample of about ``target_seconds``."""
     fn()  # warm-up: first-call allocations and caches
     number = 1
@@ -32,7 +32,7 @@ def calls_per_sample(fn, target_seconds=0.02) -> int:
         number *= 2
 
 
-def median_seconds(fns: dict, *, repeats=15, number=None, target_seconds=0.02) -> dict:
+def median_seconds(fns, *, repeats=15, number=None, target_seconds=0.02):
     """Median seconds per call of each function in ``fns``, sampled in alternation.
 
     fns:     name -> function of no arguments.

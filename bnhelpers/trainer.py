@@ -48,21 +48,21 @@ class History:
     stopped: str | None = None
 
     @property
-    def iterations(self) -> np.ndarray:
+    def iterations(self):
         return np.arange(1, len(self.loss) + 1)
 
     @property
-    def final_val_accuracy(self) -> float:
+    def final_val_accuracy(self):
         return self.val_accuracy[-1]
 
-    def late_val_accuracy(self, last=3) -> float:
+    def late_val_accuracy(self, last=3):
         """Mean validation accuracy of the last ``last`` evaluations.
 
         A score that one late spike of the loss cannot decide.
         """
         return float(np.mean(self.val_accuracy[-last:]))
 
-    def first_iteration_reaching(self, accuracy: float):
+    def first_iteration_reaching(self, accuracy):
         """The first evaluated iteration with validation accuracy >= ``accuracy``, or None."""
         return next((it for it, a in zip(self.eval_iterations, self.val_accuracy, strict=True) if a >= accuracy), None)
 
@@ -131,7 +131,7 @@ def train(
         if verbose:
             print(history.stopped)
 
-    def evaluate_now(iteration) -> bool:
+    def evaluate_now(iteration):
         """Record the validation metrics; False (and stop) if they are not finite."""
         try:
             loss, accuracy = evaluate(net, x_val, y_val)

@@ -87,8 +87,8 @@ def test_comparison_helpers_share_weights_and_batches(monkeypatch):
     )
     initial = []
 
-    def build(bn):
-        net = mlp((10, 16, 3), norm="batch" if bn else None, seed=4)
+    def build(norm):  # called with None, then "batch"
+        net = mlp((10, 16, 3), norm=norm, seed=4)
         initial.append([layer.params["W"].copy() for layer in net.layers if isinstance(layer, Linear)])
         return net
 

@@ -91,7 +91,7 @@ oldest: .venv-oldest/.installed
 	.venv-oldest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-LINTED := bnhelpers tests tools benchmarks
+LINTED := bnhelpers tests tools benchmarks classroom
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check $(LINTED)

@@ -24,9 +24,10 @@ from pathlib import Path
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy loads BLAS
 
-from timing import machine_line, markdown_table, median_seconds_side_by_side  # noqa: E402
+from report import machine_line, markdown_table  # noqa: E402
 
 import bnhelpers as bh  # noqa: E402
+from bnhelpers.timing import median_seconds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -72,7 +73,7 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         old = import_revision(args.rev, folder)
         for config, (title, _) in CONFIGS.items():
-            t = median_seconds_side_by_side(
+            t = median_seconds(
                 {"old": training_step(old, config, data), "new": training_step(bh, config, data)},
                 repeats=args.repeats,
             )

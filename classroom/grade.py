@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,6 +43,7 @@ from .regions import new_top_level, replace_functions
 from .release import ROOT, release_files, version_of
 
 CLASSROOM = ROOT / "classroom"
+EXCEPTION = re.compile(r"\b\w+(Error|Exception|Interrupt)\b:")
 PART_TESTS = {part.number: part for part in PARTS if part.functions}
 # Records each test's docstring, the feedback line a student sees for it.
 DOCSTRING_PLUGIN = """
@@ -125,9 +127,11 @@ def junit_results(report, docs):
         if problem is None:
             rows.append((nodeid, docs.get(nodeid, nodeid), "passed", ""))
             continue
-        text = (problem.get("message") or problem.text or "").strip()
-        lines = [line for line in text.splitlines() if line.strip()]
-        rows.append((nodeid, docs.get(nodeid, nodeid), problem.tag, lines[-1][:200] if lines else problem.tag))
+        # The last line naming an exception says what went wrong; pytest's message may only say "collection failure".
+        text = f"{problem.get('message') or ''}\n{problem.text or ''}"
+        named = [line.removeprefix("E").strip() for line in text.splitlines() if EXCEPTION.search(line)]
+        message = named[-1] if named else (problem.get("message") or problem.tag)
+        rows.append((nodeid, docs.get(nodeid, nodeid), problem.tag, message[:200]))
     return rows
 
 

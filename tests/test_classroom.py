@@ -32,7 +32,7 @@ from classroom.regions import BEGIN, END, regions, replace_functions, solution_l
 ROOT = Path(__file__).resolve().parent.parent
 GRADED_PARTS = [p for p in PARTS if p.functions]
 # Seconds per part: the master's parts take about 3 s each here, under load up to three times that.
-LIMIT = 15
+LIMIT = 10
 
 
 @pytest.fixture(scope="module")

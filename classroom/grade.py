@@ -43,6 +43,8 @@ from .regions import new_top_level, replace_functions
 from .release import ROOT, release_files, version_of
 
 CLASSROOM = ROOT / "classroom"
+# Hidden tests: the course's, and an instructor's own in the git-ignored classroom/private/.
+HIDDEN = (CLASSROOM / "hidden", CLASSROOM / "private")
 EXCEPTION = re.compile(r"\b\w+(Error|Exception|Interrupt)\b:")
 PART_TESTS = {part.number: part for part in PARTS if part.functions}
 # Records each test's docstring, the feedback line a student sees for it.
@@ -149,7 +151,9 @@ def run_part(part, submission, release, time_limit):
         grading = tmp / "grading"
         grading.mkdir()
         shutil.copy(CLASSROOM / "public" / f"test_part{part.number}.py", grading)
-        shutil.copy(CLASSROOM / "hidden" / f"test_part{part.number}_hidden.py", grading)
+        for folder in HIDDEN:
+            for test in sorted(folder.glob(f"test_part{part.number}_*.py")):
+                shutil.copy(test, grading)
         (grading / "conftest.py").write_text(DOCSTRING_PLUGIN)
         report, docs = tmp / "junit.xml", tmp / "docs.json"
         env = dict(os.environ, GRADING_DOCS=str(docs), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
@@ -187,7 +191,7 @@ def feedback_for(part, rows):
     by_property = {}
     for nodeid, doc, outcome, message in tests:
         if outcome != "passed":
-            kind = "hidden" if "_hidden.py" in nodeid else "public"
+            kind = "public" if nodeid.split("::")[0].endswith(f"test_part{part.number}.py") else "hidden"
             by_property.setdefault((kind, doc), []).append(message)
     for (kind, doc), messages in by_property.items():
         lines.append(f"- failed ({kind} test, {len(messages)} case{'s' * (len(messages) > 1)}): {doc} — {messages[0]}")

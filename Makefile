@@ -8,6 +8,9 @@
 #                2 BLAS threads and the oldest supported packages; print a pass/fail table
 #   make bench   speed and memory against PyTorch (optional requirements-bench.txt)
 #   make lint    ruff: lint rules and formatting (pyproject.toml), as CI runs it
+# For instructors (docs/instructors.md):
+#   make release                   the student edition in dist/student/
+#   make grade SUBMISSIONS=folder  grade every submission in folder: grades/grades.csv and feedback
 
 PYTHON ?= python3
 VENV   := .venv
@@ -23,7 +26,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 BLAS_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 TEST_ENV := $(BLAS_ENV) BNHELPERS_PROGRESS=0
 
-.PHONY: setup lab test unit notebooks nbval course html claims oldest bench lint clean
+.PHONY: setup lab test unit notebooks nbval course html claims oldest bench lint release grade clean
 
 setup: $(STAMP)
 
@@ -91,7 +94,7 @@ oldest: .venv-oldest/.installed
 	.venv-oldest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-LINTED := bnhelpers tests tools benchmarks
+LINTED := bnhelpers tests tools benchmarks classroom
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check $(LINTED)
@@ -105,5 +108,13 @@ bench: setup
 	$(BIN)/python benchmarks/bench_batchnorm.py
 	$(BIN)/python benchmarks/bench_training.py
 
+release: setup
+	$(BIN)/python -m classroom.release --out dist/student
+
+GRADE_FLAGS ?=
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder-of-submissions [GRADE_FLAGS='--time-limit 60']"; exit 2; }
+	$(BLAS_ENV) $(BIN)/python -m classroom.grade "$(SUBMISSIONS)" --out grades $(GRADE_FLAGS)
+
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build dist .pytest_cache

@@ -159,9 +159,13 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 
     Returns (out, cache), out (N, D) in the dtype of x:
 
-        train:  mean = mean_i x_i,  var = mean_i (x_i - mean)**2,  running statistics updated
+        train:  mean = mean_i x_i,  var = mean_i (x_i - mean)**2,
+                running statistics <- s.convention.update(running statistics, mean, var, N, ...)
         test:   mean = running_mean,  var = running_var
         x_hat = (x - mean) / sqrt(var + eps),   out = gamma * x_hat + beta
+
+    ``s``, the checked bn_param (BNSettings), holds mode, convention, eps,
+    momentum, running_mean, running_var and tracked (training batches so far).
 
     Bad arguments (wrong shapes or dtypes, NaN or infinity, a negative running
     variance in test mode) raise an error naming them, and leave bn_param unchanged.

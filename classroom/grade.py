@@ -7,8 +7,9 @@ folders, one per student. For each submission and part:
   other parts and the student's version of this part's functions (with any
   helper functions and imports they added), so that each part is graded on
   its own;
-* the part's public and hidden tests run in their own process with a time
-  limit: an infinite loop or a crash costs that part, never the batch.
+* the part's public and hidden tests run in their own process with a limit
+  on CPU time (and a wall-clock backstop): an infinite loop or a crash costs
+  that part, never the batch.
 
 Part 4 is read from the answer cells without running the notebooks. Only the
 files listed in the release are taken from a submission; anything else is
@@ -23,8 +24,10 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -45,6 +48,8 @@ from .release import ROOT, release_files, version_of
 CLASSROOM = ROOT / "classroom"
 # Hidden tests: the course's, and an instructor's own in the git-ignored classroom/private/.
 HIDDEN = (CLASSROOM / "hidden", CLASSROOM / "private")
+# Wall-clock seconds allowed per CPU second of the limit, for code that sleeps or blocks.
+WALL_CLOCK_FACTOR = 5
 EXCEPTION = re.compile(r"\b\w+(Error|Exception|Interrupt)\b:")
 PART_TESTS = {part.number: part for part in PARTS if part.functions}
 # Records each test's docstring, the feedback line a student sees for it.
@@ -159,17 +164,28 @@ def run_part(part, submission, release, time_limit):
         env = dict(os.environ, GRADING_DOCS=str(docs), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         env.pop("PYTHONPATH", None)
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", "grading"]
-        # Its own process group, so that a timeout kills whatever the student's code started.
+        # The limit is on CPU time, which a busy machine does not stretch; the wall-clock
+        # backstop catches code that blocks without computing. Its own process group, so
+        # that a timeout kills whatever the student's code started.
         process = subprocess.Popen(
-            command, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            command,
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=lambda: resource.setrlimit(
+                resource.RLIMIT_CPU, (math.ceil(time_limit), math.ceil(time_limit) + 1)
+            ),
         )
         try:
-            process.wait(timeout=time_limit)
+            process.wait(timeout=WALL_CLOCK_FACTOR * time_limit)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if process.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
             return 0.0, [
-                f"Part {part.number}: no points: the tests did not finish within {time_limit:g} s "
+                f"Part {part.number}: no points: the tests did not finish within {time_limit:g} s of CPU time "
                 "(an infinite loop, or code far too slow)."
             ]
         if not report.exists():
@@ -283,7 +299,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", help="folder of submission zips or unpacked folders")
     parser.add_argument("--out", default="grades")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per part and submission")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="CPU seconds per part and submission")
     parser.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: one per core)")
     args = parser.parse_args()
     rows = grade(args.submissions, args.out, args.time_limit, args.jobs)

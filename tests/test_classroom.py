@@ -31,8 +31,8 @@ from classroom.regions import BEGIN, END, regions, replace_functions, solution_l
 
 ROOT = Path(__file__).resolve().parent.parent
 GRADED_PARTS = [p for p in PARTS if p.functions]
-# Seconds per part: the master's parts take about 3 s each here, under load up to three times that.
-LIMIT = 10
+# CPU seconds per part: the master's parts take about 4 s each (most of it starting Python and importing).
+LIMIT = 8
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_one_part_solved_gets_exactly_that_parts_points(graded):
 def test_loop_import_error_and_garbage_get_zero_with_a_reason(graded):
     rows, feedback = graded
     for name, reason in (
-        ("loops", f"did not finish within {LIMIT:g} s"),
+        ("loops", f"did not finish within {LIMIT:g} s of CPU time"),
         ("import_error", "could not be imported (ModuleNotFoundError: No module named 'numpyy')"),
         ("garbage", "could not be read"),
     ):
@@ -259,10 +259,13 @@ def test_release_notebooks_run_up_to_the_first_exercise(student, monkeypatch):
 
 def test_solutions_copied_back_give_the_master(student):
     """The release with the master's functions and answers put back is the master, whose notebooks run clean (nbval)."""
+    graded = {}
     for part in GRADED_PARTS:
         for path, names in part.functions.items():
-            restored = replace_functions((student / path).read_text(), (ROOT / path).read_text(), names)
-            assert strip_regions(restored) == strip_regions((ROOT / path).read_text()), path
+            graded.setdefault(path, []).extend(names)
+    for path, names in graded.items():
+        restored = replace_functions((student / path).read_text(), (ROOT / path).read_text(), names)
+        assert strip_regions(restored) == strip_regions((ROOT / path).read_text()), path
     for q in QUESTIONS:
         assert q.name in read_answers(ROOT / "notebooks" / f"{q.notebook}.ipynb"), q.name
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):

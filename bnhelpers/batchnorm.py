@@ -159,13 +159,19 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 
     Returns (out, cache), out (N, D) in the dtype of x:
 
-        train:  mean = mean_i x_i,  var = mean_i (x_i - mean)**2,
-                running statistics <- s.convention.update(running statistics, mean, var, N, ...)
+        train:  mean = mean_i x_i,  var = mean_i (x_i - mean)**2
         test:   mean = running_mean,  var = running_var
         x_hat = (x - mean) / sqrt(var + eps),   out = gamma * x_hat + beta
 
+    In training mode the running statistics move towards this batch's, in
+    bn_param's convention, and are stored back into bn_param:
+
+        bn_param['running_mean'], bn_param['running_var'] = s.convention.update(
+            s.running_mean, s.running_var, mean, var, N, s.momentum, s.tracked + 1)
+
+    (s.tracked + 1: this batch counts). Test mode changes nothing in bn_param.
     ``s``, the checked bn_param (BNSettings), holds mode, convention, eps,
-    momentum, running_mean, running_var and tracked (training batches so far).
+    momentum, running_mean, running_var and tracked (training batches before this one).
 
     Bad arguments (wrong shapes or dtypes, NaN or infinity, a negative running
     variance in test mode) raise an error naming them, and leave bn_param unchanged.

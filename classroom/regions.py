@@ -60,15 +60,27 @@ def stub_regions(text, stub_for):
 def function_spans(source):
     """{qualified name: (first line index, end line index exclusive)} of every function and method.
 
-    Methods are named 'Class.method'; the span includes decorators.
+    Methods are named 'Class.method'; the span includes decorators and trailing body comments.
     """
     spans = {}
+    lines = source.splitlines()
+
+    def end_with_trailing_comments(node):
+        # The AST ends a function at its last statement; a comment after it that is
+        # indented into the body (an END SOLUTION marker, say) belongs to it too.
+        indent = len(lines[node.lineno - 1]) - len(lines[node.lineno - 1].lstrip())
+        end = node.end_lineno
+        while end < len(lines) and lines[end].lstrip().startswith("#"):
+            if len(lines[end]) - len(lines[end].lstrip()) <= indent:
+                break
+            end += 1
+        return end
 
     def visit(node, prefix):
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 first = min([child.lineno] + [d.lineno for d in child.decorator_list]) - 1
-                spans[prefix + child.name] = (first, child.end_lineno)
+                spans[prefix + child.name] = (first, end_with_trailing_comments(child))
             elif isinstance(child, ast.ClassDef):
                 visit(child, prefix + child.name + ".")
 

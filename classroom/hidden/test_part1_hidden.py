@@ -86,6 +86,16 @@ def test_running_statistics_follow_the_convention_in_bn_param(convention):
     np.testing.assert_allclose(bn_param["running_var"], (1 - a) * c.running_var_init + a * stored, rtol=1e-10)
 
 
+def test_cumulative_average_through_bn_param_counts_this_batch():
+    """With PyTorch's momentum=None the running mean after k batches is the mean of the k batch means."""
+    bn_param, means = {"mode": "train", "convention": "pytorch", "momentum": None}, []
+    for step in range(4):
+        x, gamma, beta, _ = batch(8, 3, seed=40 + step)
+        batchnorm_forward(x, gamma, beta, bn_param)
+        means.append(x.mean(axis=0))
+    np.testing.assert_allclose(bn_param["running_mean"], np.mean(means, axis=0), rtol=1e-10)
+
+
 def test_test_mode_leaves_running_statistics_alone():
     """A test-mode pass normalizes with the running statistics and changes nothing in bn_param."""
     x, gamma, beta, _ = batch(5, 3, seed=6)

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -145,6 +146,31 @@ def test_public_answer_tests_fail_on_the_release(student):
     assert f"{len(QUESTIONS)} failed" in result.stdout, result.stdout[-500:]
 
 
+def test_student_make_test_counts_per_part_and_fails_until_all_pass(student):
+    result = subprocess.run([sys.executable, "tools/check.py"], cwd=student, capture_output=True, text=True)
+    assert result.returncode == 1
+    counts = [line for line in result.stdout.splitlines() if line.startswith("part ")]
+    assert counts == [f"part {n}: 0/{total} public tests pass" for n, total in ((1, 5), (2, 4), (3, 7), (4, 10))]
+
+
+def test_make_submit_packs_exactly_the_student_files_with_a_manifest(student, tmp_path):
+    work = tmp_path / "student"
+    shutil.copytree(student, work)
+    (work / "notes.txt").write_text("not graded")
+    zips = []
+    for _ in range(2):
+        subprocess.run([sys.executable, "tools/submit.py"], cwd=work, check=True, capture_output=True)
+        zips.append((work / "submission.zip").read_bytes())
+    assert zips[0] == zips[1], "the same files give the same zip"
+    with zipfile.ZipFile(work / "submission.zip") as zf:
+        names = set(zf.namelist())
+        manifest = json.loads(zf.read("manifest.json"))
+    assert names == set(STUDENT_FILES) | {"manifest.json"}
+    assert manifest["release"] == json.loads((student / "RELEASE.json").read_text())["version"]
+    for path in STUDENT_FILES:
+        assert manifest["files"][path] == hashlib.sha256((student / path).read_bytes()).hexdigest()
+
+
 # --- 3. grading -----------------------------------------------------------------------------------------
 
 
@@ -189,7 +215,13 @@ def graded(tmp_path_factory, student):
     folder = tmp_path_factory.mktemp("submissions")
     version = json.loads((student / "RELEASE.json").read_text())["version"]
     master = master_files()
-    pack(folder / "master.zip", master, version)
+    # The master's solutions go through the student's own `make submit`.
+    work = tmp_path_factory.mktemp("work") / "student"
+    shutil.copytree(student, work)
+    for path, data in master.items():
+        (work / path).write_bytes(data)
+    subprocess.run([sys.executable, "tools/submit.py"], cwd=work, check=True, capture_output=True)
+    shutil.copy(work / "submission.zip", folder / "master.zip")
     pack(folder / "part1_only.zip", with_part_only(student, 1), version)
     pack(folder / "loops.zip", looping(master), version)
     broken = {path: (b"import numpyy\n" if path.endswith(".py") else b"") + data for path, data in master.items()}

@@ -192,6 +192,46 @@ def test_small_network_fits_a_separable_problem(norm):
     assert history.loss[-1] < 0.05
 
 
+def test_a_layer_written_against_the_public_api_trains_in_a_network():
+    """The exercises subclass bh.Layer: forward, backward, params and grads are the whole contract."""
+    import bnhelpers as bh
+
+    class Scale(bh.Layer):
+        """out = s * x with one learnable s per feature; x: (N, D)."""
+
+        def __init__(self, num_features, dtype):
+            super().__init__()
+            self.params["s"] = np.ones(num_features, dtype=dtype)
+
+        def forward(self, x):
+            self.x = x
+            return x * self.params["s"]
+
+        def backward(self, dout):
+            self.grads["s"] = (dout * self.x).sum(axis=0)
+            return dout * self.params["s"]
+
+    assert "Layer" in bh.__all__ and issubclass(Linear, bh.Layer)
+    rng = np.random.default_rng(0)
+    net = Network(
+        [
+            Linear(10, 16, rng=rng, dtype=np.float64),
+            Scale(16, np.float64),
+            Tanh(),
+            Linear(16, 3, rng=rng, dtype=np.float64),
+        ],
+        input_shape=(10,),
+    )
+    data = blobs(n=12)
+    errors = network_gradient_errors(net, data.x_train.astype(np.float64), data.y_train)
+    assert "1.s" in errors and max(errors.values()) < 1e-6
+    net.eval()
+    assert not net.layers[1].training
+    data = blobs()
+    history = train(net, Adam(net.parameters(), lr=1e-2), data, iterations=150, batch_size=32, progress=False)
+    assert history.val_accuracy[-1] == 1.0 and not np.allclose(net.layers[1].params["s"], 1)
+
+
 def test_same_seed_gives_identical_history():
     data = blobs(seed=3)
 

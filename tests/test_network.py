@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import assert_gradients_match, blobs
 
+import bnhelpers as bh
 from bnhelpers import (
     Adam,
     BatchNorm1d,
@@ -78,6 +79,36 @@ def test_cnn_with_spatial_batchnorm_gradients():
         input_shape=(1, 8, 8),
     )
     assert_network_gradients_match(net, rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 3, 4))
+
+
+def test_a_layer_written_against_the_public_api_trains_in_a_network():
+    """The exercises subclass bh.Layer: forward, backward, params and grads are the whole contract."""
+
+    class Scale(bh.Layer):
+        """out = s * x with one learnable s per feature; x: (N, D)."""
+
+        def __init__(self, num_features):
+            super().__init__()
+            self.params["s"] = np.ones(num_features)
+
+        def forward(self, x):
+            self.x = x
+            return x * self.params["s"]
+
+        def backward(self, dout):
+            self.grads["s"] = (dout * self.x).sum(axis=0)
+            return dout * self.params["s"]
+
+    assert "Layer" in bh.__all__ and issubclass(Linear, bh.Layer)
+    rng = np.random.default_rng(0)
+    layers = [Linear(10, 16, rng=rng, dtype=np.float64), Scale(16), Tanh(), Linear(16, 3, rng=rng, dtype=np.float64)]
+    net = Network(layers, input_shape=(10,))
+    data = blobs(n=12)
+    assert_network_gradients_match(net, data.x_train.astype(np.float64), data.y_train)
+    net.eval()
+    assert not net.layers[1].training
+    history = train(net, Adam(net.parameters(), lr=1e-2), blobs(), iterations=150, batch_size=32, progress=False)
+    assert history.val_accuracy[-1] == 1.0 and not np.allclose(net.layers[1].params["s"], 1)
 
 
 def test_eval_mode_uses_running_statistics_and_train_mode_does_not():

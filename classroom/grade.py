@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import xml.etree.ElementTree as ET
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,9 @@ from .release import ROOT, release_files, version_of
 CLASSROOM = ROOT / "classroom"
 # Hidden tests: the course's, and an instructor's own in the git-ignored classroom/private/.
 HIDDEN = (CLASSROOM / "hidden", CLASSROOM / "private")
+# Submissions are graded in threads, and CPython 3.11's ast.parse is not thread-safe
+# ("AST constructor recursion depth mismatch"): parsing goes one thread at a time.
+AST_LOCK = threading.Lock()
 # Wall-clock seconds allowed per CPU second of the limit, for code that sleeps or blocks.
 WALL_CLOCK_FACTOR = 5
 EXCEPTION = re.compile(r"\b\w+(Error|Exception|Interrupt)\b:")
@@ -117,7 +121,8 @@ def spliced_module(path, part, submission, release):
         return master, None
     student = submission.files.get(path, release[path]).decode("utf-8", errors="replace")
     try:
-        return replace_functions(master, student, names) + new_top_level(student, master), None
+        with AST_LOCK:
+            return replace_functions(master, student, names) + new_top_level(student, master), None
     except SyntaxError as error:
         return None, f"`{path}` does not parse: {error.msg} (line {error.lineno})"
     except KeyError as error:
@@ -219,13 +224,15 @@ def grade_answers(submission):
     keys, given = {}, {}
     for question in QUESTIONS:
         path = f"notebooks/{question.notebook}.ipynb"
-        keys.update(read_answers(ROOT / path))
+        with AST_LOCK:
+            keys.update(read_answers(ROOT / path))
         if path in submission.files and path not in given:
             with tempfile.TemporaryDirectory() as tmp:
                 copy = Path(tmp) / "notebook.ipynb"
                 copy.write_bytes(submission.files[path])
                 try:
-                    given[path] = read_answers(copy)
+                    with AST_LOCK:
+                        given[path] = read_answers(copy)
                 except (ValueError, KeyError, TypeError) as error:
                     given[path] = {}
                     submission.notes.append(f"`{path}` is not a readable notebook ({type(error).__name__}).")

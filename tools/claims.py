@@ -95,7 +95,9 @@ def main(argv=None) -> int:
                 f"configuration {config!r} needs {jupyter.parent.parent.name}/ "
                 f"(make {'oldest' if config == 'oldest' else 'setup'})"
             )
-    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
+        (ROOT / "solutions").glob("*.ipynb")
+    )
     jobs = [(nb, config) for config in configs for nb in notebooks]
 
     logs = ROOT / "build" / "claims"

@@ -1,7 +1,7 @@
 """Execute notebooks under perturbed configurations and tabulate pass/fail and run time.
 
     python tools/claims.py                          # every configuration, every notebook
-    python tools/claims.py --configs ci notebooks/03_*.ipynb
+    python tools/claims.py --configs seed+1 notebooks/03_*.ipynb
 
 A notebook passes a configuration when it runs top to bottom without an error,
 so every ``assert`` in it holds; outputs are not compared (that is nbval's job

@@ -37,10 +37,8 @@ CONFIGS = {
     "Prescott": ({**ONE_THREAD, "OPENBLAS_CORETYPE": "Prescott"}, ".venv"),
     "2 threads": (TWO_THREADS, ".venv"),
     "oldest": (ONE_THREAD, ".venv-oldest"),
-    # What `make test` adds to nbval: another seed and another thread count at once.
-    "ci": ({**TWO_THREADS, "BNHELPERS_SEED_OFFSET": "1"}, ".venv"),
 }
-DEFAULT_CONFIGS = [name for name in CONFIGS if name != "ci"]
+DEFAULT_CONFIGS = list(CONFIGS)
 
 
 def strip_ansi(text: str) -> str:

@@ -137,22 +137,26 @@ def listed(keys):
 # --- the normalization functions: one call at the top of each --------------------------------
 
 
-def check_norm_inputs(x, gamma, beta, *, ndim, axis):
+def check_norm_inputs(x, gamma, beta, *, ndim, axis, over):
     """Check the inputs of a normalization forward pass; return (x, gamma, beta) with gamma, beta in x's dtype.
 
     x must be a finite float array with ``ndim`` dimensions; gamma and beta
     finite vectors with one value per entry of ``x.shape[axis]`` (features or
-    channels). Squares of x must not overflow (the variance needs them).
+    channels). The statistics are taken over the axes ``over``; each variance,
+    a sum of squares of centred values, must not overflow x's dtype.
     """
     x = check_float_array("x", x, ndim=ndim)
     what = "feature" if ndim == 2 else "channel"
     check_vector("gamma", gamma, x.shape[axis], what=what)
     check_vector("beta", beta, x.shape[axis], what=what)
-    # One dot product each: finite iff no NaN, no infinity and no overflowing square;
-    # only a failure pays for the scans that name the culprit.
+    # One dot product each: finite iff no NaN, no infinity and no overflow; only a
+    # failure pays for the scans that name the culprit.
     if not np.isfinite(np.vdot(x, x)):
         check_finite("x", x)
-        raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+        # The sum of all squares overflowed; what matters is each variance's own sum.
+        centred = x - x.mean(axis=over, dtype=np.float64, keepdims=True)
+        if not np.all(np.square(centred).sum(axis=over) <= np.finfo(x.dtype).max):
+            raise NonFiniteError(f"x has values too large to square in {x.dtype}")
     if not np.isfinite(np.vdot(gamma, beta)):
         check_finite("gamma", gamma)
         check_finite("beta", beta)

@@ -132,7 +132,7 @@ def batchnorm_inputs(x, gamma, beta, bn_param):
 
     gamma and beta come back in the dtype of x, so that float32 in gives float32 out.
     """
-    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=2, axis=1)
+    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=2, axis=1, over=0)
     s = read_bn_param(bn_param, x.shape[1], x.dtype)
     if s.mode == "train" and x.shape[0] < 2:
         raise ValueError(f"expected more than 1 value per feature when training, got x of shape {x.shape}")

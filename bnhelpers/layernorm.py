@@ -54,7 +54,7 @@ def _read_eps(name, param):
 
 def layernorm_inputs(x, gamma, beta, ln_param):
     """Every check layernorm_forward makes, in one call: returns (x, gamma, beta, eps)."""
-    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=2, axis=1)
+    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=2, axis=1, over=1)
     return x, gamma, beta, _read_eps("ln_param", ln_param)
 
 
@@ -99,7 +99,8 @@ def layernorm_backward(dout, cache):
 
 def groupnorm_inputs(x, gamma, beta, G, gn_param):
     """Every check groupnorm_forward makes, in one call: returns (x, gamma, beta, G, eps)."""
-    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=4, axis=1)
+    # Per sample rather than per group: the nearest axes of x, and at most G times stricter.
+    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=4, axis=1, over=(1, 2, 3))
     G = check_count("G (number of groups)", G)
     if x.shape[1] % G:
         raise ValueError(f"G (number of groups) must divide the number of channels C={x.shape[1]}, got G={G}")

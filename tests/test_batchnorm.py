@@ -386,3 +386,14 @@ def test_fold_refuses_non_finite_or_negative_values(argument, value, message):
     args[argument] = value
     with pytest.raises(ValueError, match=message):
         batchnorm_fold(**args)
+
+
+def test_large_inputs_are_refused_only_when_a_variance_overflows():
+    """1e18 in float32: all squares together overflow, each feature's do not, so BN works; 1e19 is refused."""
+    gamma, beta = np.ones(100, np.float32), np.zeros(100, np.float32)
+    x = np.full((60, 100), 1e18, np.float32)
+    x[::2] *= -1
+    out, _ = batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    np.testing.assert_allclose(np.abs(out), 1, rtol=1e-5)
+    with pytest.raises(ValueError, match="too large to square in float32"):
+        batchnorm_forward(x * 10, gamma, beta, {"mode": "train"})

@@ -112,8 +112,9 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
                  worker on the trained network (e.g. train-mode accuracy);
                  skipped, and left NaN, for a run that diverged.
     Returns the grid's columns plus 'iterations', 'accuracy' (final eval-mode
-    validation accuracy), 'stopped' (None or why training diverged) and the
-    measured columns. The runs go through run_in_parallel.
+    validation accuracy; NaN for a run that diverged before its first
+    evaluation), 'stopped' (None or why training diverged) and the measured
+    columns. The runs go through run_in_parallel.
     """
 
     def run(row):

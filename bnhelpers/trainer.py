@@ -53,7 +53,8 @@ class History:
 
     @property
     def final_val_accuracy(self):
-        return self.val_accuracy[-1]
+        """The last evaluation's validation accuracy; NaN if training stopped before the first one."""
+        return self.val_accuracy[-1] if self.val_accuracy else float("nan")
 
     def late_val_accuracy(self, last=3):
         """Mean validation accuracy of the last ``last`` evaluations.

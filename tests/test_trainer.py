@@ -195,3 +195,14 @@ def test_a_stopped_run_removes_its_progress_bar(monkeypatch):
         bar = bars[-1]
         assert bar.container.children[1].bar_style != "danger"
         assert bar.container.layout.visibility == "hidden"
+
+
+def test_a_run_non_finite_from_the_start_has_no_final_accuracy():
+    """Weights so large that the first evaluation overflows: no step is taken, and a sweep gets NaN, not an error."""
+    data = blobs()
+    net = mlp((10, 32, 32, 3), activation="relu", norm="batch", init="normal", scale=1e30, seed=0)
+    history = train(
+        net, SGD(net.parameters(), lr=0.1), data, iterations=5, batch_size=32, progress=False, verbose=False
+    )
+    assert history.stopped is not None and history.stopped.startswith("stopped at iteration 0:")
+    assert history.loss == [] and history.val_accuracy == [] and np.isnan(history.final_val_accuracy)

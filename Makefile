@@ -1,19 +1,23 @@
 # The course in three commands:
 #   make lab     set up .venv and start JupyterLab on notebooks/
-#   make test    set up .venv, run the unit tests, validate every notebook with nbval
-#                and execute every notebook once more under another seed and 2 BLAS threads
+#   make test    set up .venv, run the unit tests and validate every notebook (course and
+#                worked solutions) with nbval, on both cores
 #   make course  re-execute every notebook in a fresh kernel, save outputs, render HTML to build/
 # For maintainers:
-#   make claims  execute every notebook under seed offsets 1-3, two other OpenBLAS kernels,
+#   make claims  execute every notebook (and solution) under seed offsets 1-3, two other OpenBLAS kernels,
 #                2 BLAS threads and the oldest supported packages; print a pass/fail table
 #   make bench   speed and memory against PyTorch (optional requirements-bench.txt)
 #   make lint    ruff: lint rules and formatting (pyproject.toml), as CI runs it
+# For instructors (docs/instructors.md):
+#   make release                   the student edition in dist/student/
+#   make grade SUBMISSIONS=folder  grade every submission in folder: grades/grades.csv and feedback
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 
 # One BLAS thread: every run of a notebook prints the same numbers as the
 # committed outputs, and for the course's small matrices one thread is also the
@@ -23,7 +27,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 BLAS_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 TEST_ENV := $(BLAS_ENV) BNHELPERS_PROGRESS=0
 
-.PHONY: setup lab test unit notebooks nbval course html claims oldest bench lint clean
+.PHONY: setup lab test unit notebooks nbval course html claims oldest bench lint release grade clean
 
 setup: $(STAMP)
 
@@ -43,26 +47,21 @@ lab: setup
 
 test: unit notebooks
 
+# Both cores: test files (and notebooks) are independent; --dist loadfile keeps
+# a file's tests, and their module-scoped fixtures, on one worker.
 unit: setup
-	$(TEST_ENV) $(BIN)/python -m pytest -q tests
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
-nbval: setup
-	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
-
-# nbval (reference seeds, 1 thread, checked outputs compared) on one core while
-# the other executes every notebook under seed offset 1 with 2 BLAS threads, so
-# that an assert which holds for one float trajectory only turns the run red.
+# nbval with the reference seeds and 1 BLAS thread: every assert must hold and
+# every checked cell must print what is committed. The perturbed configurations
+# (other seeds, BLAS kernels, thread counts, oldest packages) are `make claims`.
 notebooks: setup
-	@mkdir -p build
-	@$(BIN)/python tools/claims.py --configs ci --jobs 1 > build/ci-claims.log 2>&1 & claims=$$!; \
-	$(TEST_ENV) $(BIN)/python -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS); nbval=$$?; \
-	wait $$claims; other=$$?; \
-	echo "== every notebook under BNHELPERS_SEED_OFFSET=1 and 2 BLAS threads (asserts only):"; \
-	cat build/ci-claims.log; \
-	test $$nbval -eq 0 && test $$other -eq 0
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n 2 --dist loadfile --nbval-lax --nbval-current-env $(NOTEBOOKS) $(SOLUTIONS)
+
+nbval: notebooks
 
 course: setup
-	for nb in $(NOTEBOOKS); do \
+	for nb in $(NOTEBOOKS) $(SOLUTIONS); do \
 	  echo "== $$nb"; \
 	  $(TEST_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
@@ -91,7 +90,7 @@ oldest: .venv-oldest/.installed
 	.venv-oldest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-LINTED := bnhelpers tests tools benchmarks
+LINTED := bnhelpers tests tools benchmarks classroom
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check $(LINTED)
@@ -105,5 +104,13 @@ bench: setup
 	$(BIN)/python benchmarks/bench_batchnorm.py
 	$(BIN)/python benchmarks/bench_training.py
 
+release: setup
+	$(BIN)/python -m classroom.release --out dist/student
+
+GRADE_FLAGS ?=
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder-of-submissions [GRADE_FLAGS='--time-limit 60']"; exit 2; }
+	$(BLAS_ENV) $(BIN)/python -m classroom.grade "$(SUBMISSIONS)" --out grades $(GRADE_FLAGS)
+
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build dist .pytest_cache

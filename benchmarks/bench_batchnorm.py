@@ -5,8 +5,8 @@
 float32, (N, D) = (60, 100), (256, 1024), (4096, 1024). Prints two Markdown
 tables (pasted into the README's performance section). PyTorch columns need
 `pip install -r requirements-bench.txt`; without it they are skipped.
-bnhelpers' BN uses no BLAS, so its numbers do not depend on the thread setting;
-PyTorch is measured at 1 thread and at its default.
+bnhelpers runs with the BLAS threads the environment sets; PyTorch is
+measured at 1 thread and at its default.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
+from report import machine_line, markdown_table, try_import_torch
 
 from bnhelpers import batchnorm_backward, batchnorm_backward_fast, batchnorm_forward
+from bnhelpers.timing import median_seconds
 
 SIZES = [(60, 100), (256, 1024), (4096, 1024)]
 
@@ -64,7 +65,7 @@ def main():
     for N, D in SIZES:
         x, gamma, beta, dout = inputs(N, D)
         _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-        t = median_seconds_side_by_side(
+        t = median_seconds(
             {
                 "staged": lambda dout=dout, cache=cache: batchnorm_backward(dout, cache),
                 "fast": lambda dout=dout, cache=cache: batchnorm_backward_fast(dout, cache),
@@ -92,7 +93,7 @@ def main():
         row = [f"({N}, {D})"]
         for threads in (1, default_threads):
             torch.set_num_threads(threads)
-            t = median_seconds_side_by_side(
+            t = median_seconds(
                 {
                     "ours": ours_forward_backward(x, gamma, beta, dout),
                     "torch": torch_forward_backward(torch, x, gamma, beta, dout),

@@ -31,9 +31,10 @@ if __name__ == "__main__":  # thread settings must be in place before numpy/torc
             os.environ[var] = str(_known.threads)
 
 
-from timing import machine_line, markdown_table, median_seconds_side_by_side, try_import_torch
+from report import machine_line, markdown_table, try_import_torch
 
 import bnhelpers as bh
+from bnhelpers.timing import median_seconds
 
 CONFIGS = {
     "deep-plain": dict(title="deep net 784-9x100-10, tanh, SGD", batch=60),
@@ -45,10 +46,10 @@ CONFIGS = {
 
 
 def mnist_batch(config):
-    data = bh.load_mnist(flatten=not config.startswith("cnn"), verbose=False)
+    images = config.startswith("cnn")
+    data = bh.load_mnist(flatten=not images, channel_axis=images, verbose=False)
     n = CONFIGS[config]["batch"]
-    x = data.x_train[:n]
-    return (x[:, None] if config.startswith("cnn") else x), data.y_train[:n]
+    return data.x_train[:n], data.y_train[:n]
 
 
 def ours(config):
@@ -106,7 +107,7 @@ def theirs(torch, config):
     return step
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mb():
     """This process's peak resident set size.
 
     /proc/self/status's VmHWM belongs to the current program image; getrusage's
@@ -159,7 +160,7 @@ def main():
         fns = {"ours": ours(config)}
         if torch:
             fns["torch"] = theirs(torch, config)
-        times[config] = median_seconds_side_by_side(fns, repeats=args.repeats)
+        times[config] = median_seconds(fns, repeats=args.repeats)
 
     rows = []
     for config, spec in CONFIGS.items():

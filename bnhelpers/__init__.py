@@ -8,11 +8,12 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
 Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, train-mode
     accuracy, folding), experiments (with/without BN comparisons, repeats
-    over seeds, sweeps).
+    over seeds, sweeps, random-network statistics), timing (median times).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
     landscape (loss and gradient change along the gradient).
 Data and plots: data (MNIST), plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
+Notebook claims: claims (check: assert a claim and print what was measured).
 """
 
 from .batchnorm import (
@@ -22,14 +23,8 @@ from .batchnorm import (
     batchnorm_fold,
     batchnorm_forward,
 )
-from .conv import (
-    avgpool2d_backward,
-    avgpool2d_forward,
-    conv2d_backward,
-    conv2d_forward,
-    maxpool2d_backward,
-    maxpool2d_forward,
-)
+from .claims import check
+from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .covariate_shift import (
     ShiftTracker,
@@ -42,7 +37,7 @@ from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_i
 from .experiments import (
     compare_with_and_without_bn,
     final_accuracy_over_seeds,
-    median_step_seconds,
+    random_net_statistics,
     run_in_parallel,
     sweep,
     train_each,
@@ -81,24 +76,25 @@ from .losses import softmax_cross_entropy
 from .models import deep_net, mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
-from .probes import batch_noise, channel_statistics, probe, random_net_statistics, update_ratios
+from .probes import batch_noise, channel_statistics, probe, update_ratios
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from .timing import median_seconds
 from .trainer import History, evaluate, train
 
 __all__ = [
-    "Adam", "add_noise_after_batchnorm", "along_gradient", "AlongGradient", "avgpool2d_backward", "avgpool2d_forward",
+    "Adam", "add_noise_after_batchnorm", "along_gradient", "AlongGradient",
     "batch_noise", "batch_statistics_accuracy", "BatchNorm1d", "BatchNorm2d", "batchnorm_backward",
     "batchnorm_backward_fast", "batchnorm_fold", "batchnorm_forward", "BatchNormCache", "BatchRenorm1d",
-    "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics",
+    "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "check",
     "compare_with_and_without_bn", "Conv2d", "conv2d_backward", "conv2d_forward", "Convention", "CONVENTIONS",
     "conventions_table", "deep_net", "distribution_shift", "download_mnist", "DownloadError", "Dropout", "evaluate",
     "final_accuracy_over_seeds", "Flatten", "fold_batchnorm", "ghost_batchnorm_backward", "ghost_batchnorm_forward",
     "gradient_check", "gradient_shift", "GroupNorm", "groupnorm_backward", "groupnorm_forward", "History",
     "landscape_along_gradient", "layer_input_moments", "LayerNorm", "layernorm_backward", "layernorm_forward",
     "LeakyReLU", "Linear", "load_mnist", "MaxPool2d", "maxpool2d_backward", "maxpool2d_forward",
-    "median_step_seconds", "mlp", "MnistSplits", "Momentum", "Network", "network_objective", "numerical_gradient",
+    "median_seconds", "mlp", "MnistSplits", "Momentum", "Network", "network_objective", "numerical_gradient",
     "population_statistics", "probe", "random_net_statistics", "read_idx", "rel_error", "ReLU", "renorm_limits",
     "RMSprop", "rng", "run_in_parallel", "seed_offset", "SGD", "ShiftScaleNoise", "ShiftTracker", "Sigmoid",
     "small_cnn", "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "sweep", "Tanh",

@@ -11,15 +11,21 @@ import numbers
 
 import numpy as np
 
-MODES = ("train", "test")
+# One switch, two vocabularies, mapped here and nowhere else: a Network (like a
+# PyTorch module) is in 'train' or 'eval' mode, and its BN layers hand the
+# functional code (like CS231n's) bn_param['mode'] 'train' or 'test'.
+BN_MODE_OF = {"train": "train", "eval": "test"}
 
 
 class NonFiniteError(ValueError):
     """An input holds NaN or infinity (the trainer reports this as divergence)."""
 
 
-def check_float_array(name: str, x, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+def check_float_array(name, x, ndim=None):
     """Return ``x`` if it is a floating-point ndarray of the expected rank.
+
+    name: the argument's name, for the message.  ndim: a number of dimensions,
+    a tuple of allowed numbers, or None for any.
 
     Raises TypeError for non-arrays and for integer, boolean, complex or
     object dtypes (silently converting them would hide a bug in the caller),
@@ -37,13 +43,13 @@ def check_float_array(name: str, x, ndim: int | tuple[int, ...] | None = None) -
     return x
 
 
-def check_finite(name: str, x: np.ndarray) -> None:
+def check_finite(name, x):
     """Raise ValueError if ``x`` holds NaN or infinity."""
     if not np.isfinite(x).all():
         raise NonFiniteError(f"{name} contains NaN or infinite values")
 
 
-def check_vector(name: str, v, length: int, what: str = "features") -> np.ndarray:
+def check_vector(name, v, length, what="features"):
     """Check a per-feature parameter such as gamma or beta: float array of shape (length,)."""
     v = check_float_array(name, v)
     if v.shape != (length,):
@@ -51,19 +57,33 @@ def check_vector(name: str, v, length: int, what: str = "features") -> np.ndarra
     return v
 
 
-def check_mode(mode) -> str:
-    """Return ``mode`` if it is 'train' or 'test'."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+def check_mode(mode):
+    """Return ``mode`` if it is a bn_param mode, 'train' or 'test'."""
+    if mode not in BN_MODE_OF.values():
+        hint = " (a Network's 'eval' mode is bn_param's 'test')" if mode == "eval" else ""
+        raise ValueError(f"mode must be 'train' or 'test', got {mode!r}{hint}")
     return mode
 
 
-def _is_real(value) -> bool:
+def check_network_mode(mode):
+    """Return ``mode`` if it is a Network mode, 'train' or 'eval'."""
+    if mode not in BN_MODE_OF:
+        hint = " (bn_param's 'test' mode is a Network's 'eval')" if mode == "test" else ""
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}{hint}")
+    return mode
+
+
+def bn_mode(training):
+    """The bn_param mode of a layer in training (True) or eval (False) mode."""
+    return BN_MODE_OF["train" if training else "eval"]
+
+
+def _is_real(value):
     # The exact-type test is the common case and ~10x cheaper than the ABC check.
     return type(value) is float or (not isinstance(value, bool) and isinstance(value, numbers.Real))
 
 
-def check_positive(name: str, value) -> float:
+def check_positive(name, value):
     """A strictly positive real number (eps, learning rates)."""
     if not _is_real(value):
         raise TypeError(f"{name} must be a positive number, got {value!r}")
@@ -72,16 +92,24 @@ def check_positive(name: str, value) -> float:
     return float(value)
 
 
-def check_count(name: str, value) -> int:
-    """A positive integer (numbers of features, layer widths)."""
+def check_count(name, value, minimum=1, maximum=None):
+    """An integer (Python or numpy, not bool) in [minimum, maximum]: widths, batch sizes, strides.
+
+    The one integer check of the package: by default a positive integer;
+    minimum=0 for paddings, maximum for a batch that must fit the data.
+    """
+    if maximum is not None:
+        wanted = f"an integer in [{minimum}, {maximum}]"
+    else:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise TypeError(f"{name} must be {wanted}, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return int(value)
 
 
-def check_fraction(name: str, value) -> float:
+def check_fraction(name, value):
     """A real number in the closed interval [0, 1] (momentum, decay)."""
     if not _is_real(value):
         raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
@@ -90,7 +118,7 @@ def check_fraction(name: str, value) -> float:
     return float(value)
 
 
-def check_below_one(name: str, value) -> float:
+def check_below_one(name, value):
     """A real number in [0, 1) (decay rates that are raised to the power of the step)."""
     value = check_fraction(name, value)
     if value == 1.0:
@@ -98,9 +126,51 @@ def check_below_one(name: str, value) -> float:
     return value
 
 
-def listed(keys) -> str:
+def listed(keys):
     """Keys of any types as a sorted list for a message, e.g. "['eps', 3]".
 
     Mixed types cannot be sorted, their reprs can.
     """
     return "[" + ", ".join(sorted(repr(k) for k in keys)) + "]"
+
+
+# --- the normalization functions: one call at the top of each --------------------------------
+
+
+def check_norm_inputs(x, gamma, beta, *, ndim, axis):
+    """Check the inputs of a normalization forward pass; return (x, gamma, beta) with gamma, beta in x's dtype.
+
+    x must be a finite float array with ``ndim`` dimensions; gamma and beta
+    finite vectors with one value per entry of ``x.shape[axis]`` (features or
+    channels). Squares of x must not overflow (the variance needs them).
+    """
+    x = check_float_array("x", x, ndim=ndim)
+    what = "feature" if ndim == 2 else "channel"
+    check_vector("gamma", gamma, x.shape[axis], what=what)
+    check_vector("beta", beta, x.shape[axis], what=what)
+    # One dot product each: finite iff no NaN, no infinity and no overflowing square;
+    # only a failure pays for the scans that name the culprit.
+    if not np.isfinite(np.vdot(x, x)):
+        check_finite("x", x)
+        raise NonFiniteError(f"x has values too large to square in {x.dtype}")
+    if not np.isfinite(np.vdot(gamma, beta)):
+        check_finite("gamma", gamma)
+        check_finite("beta", beta)
+    return x, gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)
+
+
+def check_norm_backward(dout, cache, cache_type, forward_name):
+    """Check dout and cache for a normalization backward pass; return dout.
+
+    The cache must be a ``cache_type`` made by ``forward_name`` (its arrays
+    would otherwise fail deep inside the math), and dout must have the shape
+    of that forward pass's output (the cache's ``x_hat``, or its ``shape``).
+    """
+    if not isinstance(cache, cache_type) or getattr(cache, "forward", forward_name) != forward_name:
+        made_by = f", got one from {cache.forward}" if isinstance(cache, cache_type) else ""
+        raise TypeError(f"cache must be the cache returned by {forward_name}{made_by}")
+    dout = check_float_array("dout", dout)
+    shape = cache.x_hat.shape if hasattr(cache, "x_hat") else cache.shape
+    if dout.shape != shape:
+        raise ValueError(f"dout must have the shape of the forward output {shape}, got {dout.shape}")
+    return dout

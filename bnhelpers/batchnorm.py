@@ -10,6 +10,8 @@ normalized with statistics taken over the batch (axis 0):
 
 In test mode ``mean`` and ``var`` are the running statistics kept in
 ``bn_param``, so BN becomes a fixed affine map of each sample on its own.
+Each training batch moves the running statistics towards the batch's
+(``Convention.update``, in the framework's convention).
 
 Two backward passes share one cache:
 
@@ -21,17 +23,17 @@ Two backward passes share one cache:
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from ._checks import (
-    NonFiniteError,
     check_finite,
     check_float_array,
     check_fraction,
     check_mode,
+    check_norm_backward,
+    check_norm_inputs,
     check_positive,
     check_vector,
     listed,
@@ -46,50 +48,45 @@ BN_PARAM_KEYS = frozenset(
 class BatchNormCache(NamedTuple):
     """What the forward pass keeps for the backward pass.
 
-    mode:    'train' or 'test' (in test mode mean and std are constants).
-    x:       (N, D) the input, kept by reference, not copied.
-    mean:    (D,) the mean that was subtracted (batch or running).
-    std:     (D,) sqrt(var + eps).
-    inv_std: (D,) 1 / std.
-    x_hat:   (N, D) the normalized input.
-    gamma:   (D,) the scale that was applied.
+    mode:  'train' or 'test' (in test mode mean and var are constants).
+    x:     (N, D) the input, kept by reference, not copied.
+    x_hat: (N, D) the normalized input.
+    mean:  (D,) the mean that was subtracted (batch or running).
+    var:   (D,) the variance it was divided by (batch or running), before eps.
+    std:   (D,) sqrt(var + eps).
+    gamma: (D,) the scale that was applied.
     """
 
     mode: str
     x: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    inv_std: np.ndarray
     x_hat: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    std: np.ndarray
     gamma: np.ndarray
 
 
-class _Settings(NamedTuple):
+class BNSettings(NamedTuple):
+    """``bn_param`` read and checked: explicit keys, else the convention's defaults.
+
+    The running statistics are in the dtype of x; ``tracked`` counts the
+    training batches seen before this one.
+    """
+
     mode: str
     convention: Convention
     eps: float
     momentum: float | None
     running_mean: np.ndarray
     running_var: np.ndarray
-    num_batches_tracked: int
+    tracked: int
 
 
-def batch_sum(a):
-    """Sum over the batch axis of an (N, D) array: a (D,) vector.
+def read_bn_param(bn_param, D, dtype):
+    """Validate ``bn_param`` for D features and return its BNSettings.
 
-    Written as the matrix-vector product ones(N) @ a, which BLAS runs several
-    times faster than a.sum(axis=0); most of all for the tall, narrow matrices
-    of spatial BN (N*H*W rows, C columns).
-    """
-    return np.ones(a.shape[0], dtype=a.dtype) @ a
-
-
-def read_bn_param(bn_param, D: int, dtype) -> _Settings:
-    """Validate ``bn_param`` for D features and return the effective settings.
-
-    Explicit keys win over the convention preset's defaults. Missing running
-    statistics are created here but NOT written back: the caller stores them
-    only once the whole forward pass has succeeded.
+    Missing running statistics are created here but NOT written back: the
+    caller stores them only once the whole forward pass has succeeded.
     """
     if not isinstance(bn_param, dict):
         raise TypeError(f"bn_param must be a dict, got {type(bn_param).__name__}")
@@ -117,7 +114,31 @@ def read_bn_param(bn_param, D: int, dtype) -> _Settings:
     tracked = bn_param.get("num_batches_tracked", 0)
     if isinstance(tracked, bool) or not isinstance(tracked, (int, np.integer)) or tracked < 0:
         raise ValueError(f"bn_param['num_batches_tracked'] must be a non-negative integer, got {tracked!r}")
-    return _Settings(mode, convention, eps, momentum, running_mean, running_var, int(tracked))
+    running_mean = running_mean.astype(dtype, copy=False)
+    running_var = running_var.astype(dtype, copy=False)
+    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, int(tracked))
+
+
+def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var"):
+    """Running statistics must be finite, and the variance non-negative (sqrt(var + eps) needs it)."""
+    check_finite(mean_name, running_mean)
+    check_finite(var_name, running_var)
+    if (running_var < 0).any():
+        raise ValueError(f"{var_name} must be non-negative (it is a variance), got minimum {running_var.min()}")
+
+
+def batchnorm_inputs(x, gamma, beta, bn_param):
+    """Every check batchnorm_forward makes, in one call: returns (x, gamma, beta, BNSettings).
+
+    gamma and beta come back in the dtype of x, so that float32 in gives float32 out.
+    """
+    x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=2, axis=1)
+    s = read_bn_param(bn_param, x.shape[1], x.dtype)
+    if s.mode == "train" and x.shape[0] < 2:
+        raise ValueError(f"expected more than 1 value per feature when training, got x of shape {x.shape}")
+    if s.mode == "test" or not np.isfinite(np.vdot(s.running_mean, s.running_var)):
+        check_running_stats(s.running_mean, s.running_var, "bn_param['running_mean']", "bn_param['running_var']")
+    return x, gamma, beta, s
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -136,101 +157,47 @@ def batchnorm_forward(x, gamma, beta, bn_param):
                       replaced by updated arrays after each training batch;
         'num_batches_tracked'  training batches seen so far.
 
-    Returns (out, cache): out is (N, D) in the dtype of x.
-    NaN or infinity in x, gamma, beta or the running statistics raises a
-    ValueError naming it (in test mode also a negative running_var).
-    On any error nothing in bn_param is changed.
+    Returns (out, cache), out (N, D) in the dtype of x:
+
+        train:  mean = mean_i x_i,  var = mean_i (x_i - mean)**2
+        test:   mean = running_mean,  var = running_var
+        x_hat = (x - mean) / sqrt(var + eps),   out = gamma * x_hat + beta
+
+    In training mode the running statistics move towards this batch's, in
+    bn_param's convention, and are stored back into bn_param:
+
+        bn_param['running_mean'], bn_param['running_var'] = s.convention.update(
+            s.running_mean, s.running_var, mean, var, N, s.momentum, s.tracked + 1)
+
+    (s.tracked + 1: this batch counts). Test mode changes nothing in bn_param.
+    ``s``, the checked bn_param (BNSettings), holds mode, convention, eps,
+    momentum, running_mean, running_var and tracked (training batches before this one).
+
+    Bad arguments (wrong shapes or dtypes, NaN or infinity, a negative running
+    variance in test mode) raise an error naming them, and leave bn_param unchanged.
     """
-    x = check_float_array("x", x, ndim=2)
-    N, D = x.shape
-    check_vector("gamma", gamma, D)
-    check_vector("beta", beta, D)
-    s = read_bn_param(bn_param, D, x.dtype)
-    train = s.mode == "train"
-    if train and N < 2:
-        raise ValueError(f"expected more than 1 value per feature when training, got x of shape {x.shape}")
-    if not train:
-        _check_test_values(x, gamma, beta, s)
-    # Parameters follow the data's dtype so that float32 in gives float32 out.
-    gamma = gamma.astype(x.dtype, copy=False)
-    beta = beta.astype(x.dtype, copy=False)
-
-    if train:
-        mean = batch_sum(x) / N
-        # Before x - mean, where NaN or inf in x would warn; the mean is finite iff x is.
-        _check_finite_pair("x", mean, "gamma", gamma)
-        _check_finite_pair("bn_param['running_mean']", s.running_mean, "bn_param['running_var']", s.running_var)
-    else:
-        mean = s.running_mean.astype(x.dtype, copy=False)
-    xc = x - mean
-    if train:
-        var = np.einsum("nd,nd->d", xc, xc) / N
-        if not math.isfinite(np.vdot(var, beta)):  # var and beta with one product, as in _check_finite_pair
-            if not np.isfinite(var).all():
-                raise NonFiniteError(f"x has values too large to square in {x.dtype}")
-            check_finite("beta", beta)
-    else:
-        var = s.running_var.astype(x.dtype, copy=False)
-    std = np.sqrt(var + s.eps)
-    inv_std = 1.0 / std
-    x_hat = np.multiply(xc, inv_std, out=xc)  # in place: one (N, D) buffer instead of two
-    out = x_hat * gamma
-    out += beta
-
-    if train:
-        tracked = s.num_batches_tracked + 1
+    x, gamma, beta, s = batchnorm_inputs(x, gamma, beta, bn_param)
+    ### BEGIN SOLUTION
+    if s.mode == "train":
+        mean = x.mean(axis=0)
+        var = ((x - mean) ** 2).mean(axis=0)
         bn_param["running_mean"], bn_param["running_var"] = s.convention.update(
-            s.running_mean, s.running_var, mean, var, N, s.momentum, tracked
+            s.running_mean, s.running_var, mean, var, len(x), s.momentum, s.tracked + 1
         )
-        bn_param["num_batches_tracked"] = tracked
-    return out, BatchNormCache(s.mode, x, mean, std, inv_std, x_hat, gamma)
-
-
-def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var") -> None:
-    """Running statistics must be finite, and the variance non-negative (sqrt(var + eps) needs it)."""
-    check_finite(mean_name, running_mean)
-    check_finite(var_name, running_var)
-    if (running_var < 0).any():
-        raise ValueError(f"{var_name} must be non-negative (it is a variance), got minimum {running_var.min()}")
-
-
-def _check_test_values(x, gamma, beta, s: _Settings) -> None:
-    check_finite("x", x)
-    check_finite("gamma", gamma)
-    check_finite("beta", beta)
-    check_running_stats(s.running_mean, s.running_var, "bn_param['running_mean']", "bn_param['running_var']")
-
-
-def _check_finite_pair(name_a, a, name_b, b) -> None:
-    """Raise NonFiniteError naming a or b if either (D,) vector holds NaN or infinity.
-
-    The fast test is one dot product, which is NaN or infinite as soon as
-    either vector is: two vectors for less than the cost of one isfinite
-    scan. Only if it fails (or its products merely overflowed, which takes
-    values beyond about 1e19 in float32) are the vectors scanned. np.vdot,
-    unlike @, does not warn about the NaN or overflow it runs into. The
-    running variance's sign matters only in test mode, where it is checked.
-    """
-    if not math.isfinite(np.vdot(a, b)):
-        check_finite(name_a, a)
-        check_finite(name_b, b)
-
-
-def _check_backward_args(dout, cache) -> np.ndarray:
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError("cache must be the cache returned by batchnorm_forward")
-    dout = check_float_array("dout", dout, ndim=2)
-    if dout.shape != cache.x_hat.shape:
-        raise ValueError(f"dout must have the shape of the forward output {cache.x_hat.shape}, got {dout.shape}")
-    return dout
+    else:
+        mean, var = s.running_mean, s.running_var
+    std = np.sqrt(var + s.eps)
+    x_hat = (x - mean) / std
+    out = gamma * x_hat + beta
+    ### END SOLUTION
+    if s.mode == "train":
+        bn_param["num_batches_tracked"] = s.tracked + 1
+    return out, BatchNormCache(s.mode, x, x_hat, mean, var, std, gamma)
 
 
 def _test_mode_backward(dout, cache):
-    """In test mode mean and std are constants: BN is the affine map x -> x * gamma/std + const."""
-    dbeta = batch_sum(dout)
-    dgamma = np.einsum("nd,nd->d", dout, cache.x_hat)
-    dx = dout * (cache.gamma * cache.inv_std)
-    return dx, dgamma, dbeta
+    """In test mode mean and std were constants: BN is the affine map x -> gamma * (x - mean) / std + beta."""
+    return dout * (cache.gamma / cache.std), (dout * cache.x_hat).sum(axis=0), dout.sum(axis=0)
 
 
 def batchnorm_backward(dout, cache):
@@ -252,37 +219,39 @@ def batchnorm_backward(dout, cache):
     and centre) the gradients from both paths are added. Where a (D,) value
     was broadcast over the N rows, its gradient is summed over the rows.
     """
-    dout = _check_backward_args(dout, cache)
+    dout = check_norm_backward(dout, cache, BatchNormCache, "batchnorm_forward")
     if cache.mode == "test":
         return _test_mode_backward(dout, cache)
-    N = dout.shape[0]
-    # The centre node's value, recomputed from the input instead of cached:
-    # the fast path never needs it, so the forward pass does not keep it.
+    ### BEGIN SOLUTION
+    N = len(dout)
+    # The forward values of the nodes, from the cache.
     xc = cache.x - cache.mean
+    inv_std = 1 / cache.std
 
     # shift: out = scaled + beta.  Local gradients 1 and 1; beta was broadcast.
     dbeta = dout.sum(axis=0)
     dscaled = dout
     # scale: scaled = gamma * x_hat.  d/dgamma = x_hat, d/dx_hat = gamma.
-    dgamma = np.sum(dscaled * cache.x_hat, axis=0)
+    dgamma = (dscaled * cache.x_hat).sum(axis=0)
     dx_hat = dscaled * cache.gamma
     # multiply: x_hat = xc * inv_std.  d/dxc = inv_std, d/dinv_std = xc (summed over rows).
-    dxc = dx_hat * cache.inv_std  # first path into xc
-    dinv_std = np.sum(dx_hat * xc, axis=0)
+    dxc = dx_hat * inv_std  # first path into xc
+    dinv_std = (dx_hat * xc).sum(axis=0)
     # reciprocal: inv_std = 1 / std.  d/dstd = -1 / std**2.
     dstd = -dinv_std / cache.std**2
     # sqrt: std = sqrt(var_eps).  d/dvar_eps = 1 / (2 sqrt(var_eps)) = 1 / (2 std).
-    dvar_eps = dstd / (2.0 * cache.std)
+    dvar_eps = dstd / (2 * cache.std)
     # +eps: var_eps = var + eps.  Local gradient 1.
     dvar = dvar_eps
     # variance: var = 1/N sum_i sq_i.  Every sq_i gets dvar / N.
-    dsq = np.broadcast_to(dvar / N, dout.shape)
+    dsq = np.ones_like(dout) * dvar / N
     # square: sq = xc**2.  d/dxc = 2 xc.  Second path into xc: add.
-    dxc = dxc + 2.0 * xc * dsq
+    dxc = dxc + 2 * xc * dsq
     # centre: xc = x - mean.  d/dx = 1 (first path into x), d/dmean = -1 summed over rows.
-    dmean = -np.sum(dxc, axis=0)
+    dmean = -dxc.sum(axis=0)
     # mean: mean = 1/N sum_i x_i.  Every x_i gets dmean / N.  Second path into x: add.
     dx = dxc + dmean / N
+    ### END SOLUTION
     return dx, dgamma, dbeta
 
 
@@ -293,24 +262,34 @@ def batchnorm_backward_fast(dout, cache):
 
         dbeta  = sum_i dout_i
         dgamma = sum_i dout_i * x_hat_i
-        dx_i   = gamma * inv_std / N * (N * dout_i - dbeta - x_hat_i * dgamma)
+        dx_i   = gamma / (N * std) * (N * dout_i - dbeta - x_hat_i * dgamma)
 
     The two (D,) sums the parameter gradients need are exactly the two batch
     sums that the mean and variance nodes feed back into dx.
     """
-    dout = _check_backward_args(dout, cache)
+    dout = check_norm_backward(dout, cache, BatchNormCache, "batchnorm_forward")
     if cache.mode == "test":
         return _test_mode_backward(dout, cache)
-    N = dout.shape[0]
-    dbeta = batch_sum(dout)
-    dgamma = np.einsum("nd,nd->d", dout, cache.x_hat)
-    # Evaluated as gamma*inv_std * (dout - (x_hat*dgamma + dbeta)/N) in one
-    # (N, D) buffer: each extra temporary of that size costs as much as the math.
-    dx = cache.x_hat * (dgamma / N)
-    dx += dbeta / N
-    np.subtract(dout, dx, out=dx)
-    dx *= cache.gamma * cache.inv_std
+    ### BEGIN SOLUTION
+    N = len(dout)
+    dbeta = dout.sum(axis=0)
+    dgamma = (dout * cache.x_hat).sum(axis=0)
+    dx = cache.gamma / (N * cache.std) * (N * dout - dbeta - cache.x_hat * dgamma)
+    ### END SOLUTION
     return dx, dgamma, dbeta
+
+
+def batchnorm_fold_inputs(W, b, gamma, beta, running_mean, running_var, eps):
+    """Every check batchnorm_fold makes, in one call: returns (W, b, eps) with b zeros if it was None."""
+    W = check_float_array("W", W, ndim=2)
+    D = W.shape[1]
+    b = np.zeros(D, dtype=W.dtype) if b is None else check_vector("b", b, D, what="output feature")
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)):
+        check_vector(name, v, D, what="output feature of W")
+    for name, v in (("W", W), ("b", b), ("gamma", gamma), ("beta", beta)):
+        check_finite(name, v)
+    check_running_stats(running_mean, running_var)
+    return W, b, check_positive("eps", eps)
 
 
 def batchnorm_fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
@@ -322,26 +301,12 @@ def batchnorm_fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
 
         BN(x @ W + b) = x @ (W * s) + ((b - running_mean) * s + beta).
 
-    Returns (W_folded (D_in, D_out), b_folded (D_out,)); inputs are not modified.
+    Returns (W_folded (D_in, D_out), b_folded (D_out,)) in the dtype of W; inputs are not modified.
     """
-    W = check_float_array("W", W, ndim=2)
-    D = W.shape[1]
-    if b is not None:
-        check_vector("b", b, D, what="output feature")
-    for name, v in (
-        ("gamma", gamma),
-        ("beta", beta),
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-    ):
-        check_vector(name, v, D, what="output feature of W")
-    for name, v in (("W", W), ("b", b), ("gamma", gamma), ("beta", beta)):
-        if v is not None:
-            check_finite(name, v)
-    check_running_stats(running_mean, running_var)
-    eps = check_positive("eps", eps)
-    scale = gamma / np.sqrt(running_var + eps)
-    bias = np.zeros(D, dtype=W.dtype) if b is None else b
-    W_folded = (W * scale).astype(W.dtype, copy=False)
-    b_folded = ((bias - running_mean) * scale + beta).astype(W.dtype, copy=False)
-    return W_folded, b_folded
+    W, b, eps = batchnorm_fold_inputs(W, b, gamma, beta, running_mean, running_var, eps)
+    ### BEGIN SOLUTION
+    s = gamma / np.sqrt(running_var + eps)
+    W_folded = W * s
+    b_folded = (b - running_mean) * s + beta
+    ### END SOLUTION
+    return W_folded.astype(W.dtype, copy=False), b_folded.astype(W.dtype, copy=False)

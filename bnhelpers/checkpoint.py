@@ -30,7 +30,7 @@ NPY_SUFFIX = ".npy"
 ENTRY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError)
 
 
-def save_arrays(path, arrays: dict[str, np.ndarray]) -> Path:
+def save_arrays(path, arrays):
     """Write ``arrays`` to ``path`` (.npz) atomically; return the path."""
     path = Path(path)
     bad = [k for k in arrays if "/" in k or k == FORMAT_KEY]
@@ -42,7 +42,7 @@ def save_arrays(path, arrays: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def load_arrays(path, shapes: dict[str, tuple] | None = None) -> dict[str, np.ndarray]:
+def load_arrays(path, shapes=None):
     """Read a checkpoint written by ``save_arrays``: {name: array}.
 
     shapes: optional {name: shape}, what the network loading it expects. The
@@ -79,7 +79,7 @@ def load_arrays(path, shapes: dict[str, tuple] | None = None) -> dict[str, np.nd
         return {name: entry.read() for name, entry in entries.items()}
 
 
-def _check_shapes(path, found: dict, expected: dict) -> None:
+def _check_shapes(path, found, expected):
     problems = []
     missing = sorted(expected.keys() - found.keys())
     extra = sorted(found.keys() - expected.keys())
@@ -136,7 +136,7 @@ class _EntryReader:
         except ENTRY_ERRORS as e:
             raise self._error(f"has no readable .npy header: {e}") from e
 
-    def read(self, max_bytes=None) -> np.ndarray:
+    def read(self, max_bytes=None):
         """The entry's array, read straight into a new array of the declared size (no second copy)."""
         if max_bytes is not None and self.nbytes > max_bytes:
             raise self._error(f"is {self.nbytes:,} bytes, more than the {max_bytes:,} expected")

@@ -65,21 +65,31 @@ class Convention:
         ``num_batches_tracked`` counts the batches including the current one;
         it only matters for PyTorch's cumulative average (momentum=None).
         """
+        ### BEGIN SOLUTION
         if momentum is None:
-            return 1.0 / num_batches_tracked
-        return momentum if self.momentum_is_new else 1.0 - momentum
+            return 1 / num_batches_tracked
+        return momentum if self.momentum_is_new else 1 - momentum
+        ### END SOLUTION
 
     def update(self, running_mean, running_var, batch_mean, batch_var, n, momentum, num_batches_tracked):
         """Return the new (running_mean, running_var) after one training batch.
 
-        ``batch_var`` is the biased batch variance used for normalizing; the
-        n/(n-1) correction is applied here when the convention stores the
-        unbiased estimate. Inputs are not modified.
+        running_mean, running_var, batch_mean, batch_var: (D,).  n: values per feature in the batch.
+        With a = weight_on_new(momentum, num_batches_tracked):
+
+            running_mean <- (1 - a) * running_mean + a * batch_mean
+            running_var  <- (1 - a) * running_var  + a * stored_var
+
+        where stored_var is ``batch_var`` (the biased batch variance used for
+        normalizing), times n/(n-1) when the convention stores the unbiased
+        estimate. Inputs are not modified; the results keep their dtype.
         """
+        ### BEGIN SOLUTION
         a = self.weight_on_new(momentum, num_batches_tracked)
-        stored_var = batch_var * (n / (n - 1)) if self.unbiased else batch_var
-        new_mean = (1.0 - a) * running_mean + a * batch_mean
-        new_var = (1.0 - a) * running_var + a * stored_var
+        stored_var = batch_var * n / (n - 1) if self.unbiased else batch_var
+        new_mean = (1 - a) * running_mean + a * batch_mean
+        new_var = (1 - a) * running_var + a * stored_var
+        ### END SOLUTION
         return new_mean.astype(running_mean.dtype, copy=False), new_var.astype(running_var.dtype, copy=False)
 
 

@@ -35,7 +35,7 @@ from .network import Network
 from .seeding import rng
 
 
-def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0) -> Network:
+def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0):
     """A network with the layers of ``net`` and a ShiftScaleNoise after every BatchNorm1d.
 
     The layers are shared with ``net``, not copied: build a fresh network for it.
@@ -52,7 +52,7 @@ def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0) -> Network:
     return Network(layers, net.input_shape)
 
 
-def layer_input_moments(net, x) -> list:
+def layer_input_moments(net, x):
     """[(mean (D,), std (D,)), ...]: per-unit moments of the input of every Linear layer but the first.
 
     One forward pass of x (N, features) in the network's current mode; BN
@@ -68,7 +68,7 @@ def layer_input_moments(net, x) -> list:
     return moments
 
 
-def distribution_shift(before, after) -> np.ndarray:
+def distribution_shift(before, after):
     """(L,) shift_l = mean |Δmean| + mean |Δstd| per layer, between two ``layer_input_moments`` results."""
     if len(before) != len(after):
         raise ValueError(f"before and after must describe the same layers, got {len(before)} and {len(after)}")
@@ -93,12 +93,12 @@ class ShiftTracker:
         self.iterations.append(iteration)
         self.moments.append(layer_input_moments(net, self.x))
 
-    def shifts(self) -> np.ndarray:
+    def shifts(self):
         """Row t: the shift of every layer between evaluations t and t + 1."""
         return np.array([distribution_shift(a, b) for a, b in zip(self.moments[:-1], self.moments[1:], strict=True)])
 
 
-def gradient_shift(net, x, y, lr) -> pd.DataFrame:
+def gradient_shift(net, x, y, lr):
     """ICS of every Linear layer but the first, as the change in its weight gradient.
 
     One row per layer k (numbered 2, 3, ... among the Linear layers): l2 =

@@ -216,7 +216,7 @@ def _read_idx_stream(stream, path, file_bytes, compressed):
 class MnistSplits:
     """The splits load_mnist() returns.
 
-    x_*: float32 pixels in [0, 1], shape (n, 784) or (n, 28, 28).
+    x_*: float32 pixels in [0, 1], shape (n, 784), (n, 28, 28) or (n, 1, 28, 28).
     y_*: int64 class labels 0..9, shape (n,). int64 rather than the files'
          uint8 so that arithmetic on labels cannot wrap around (uint8 0 - 1
          is 255) and they index like any other numpy integers.
@@ -244,10 +244,12 @@ class MnistSplits:
         return f"MnistSplits({self.sizes()}, images {self.x_train.shape[1:]}, from {self.source})"
 
 
-def load_mnist(flatten=True, *, root=None, dataset="mnist", seed=0, verbose=True):
+def load_mnist(flatten=True, *, channel_axis=False, root=None, dataset="mnist", seed=0, verbose=True):
     """Load MNIST or Fashion-MNIST, split into train / validation (/ test).
 
     flatten: images as (n, 784) rows if True, as (n, 28, 28) if False.
+    channel_axis: with flatten=False, images as (n, 1, 28, 28): one channel,
+             the NCHW layout that Conv2d and small_cnn take.
     root:    a folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
              t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each raw or
              gzip-compressed with a .gz suffix (the raw one is used if both
@@ -276,15 +278,18 @@ def load_mnist(flatten=True, *, root=None, dataset="mnist", seed=0, verbose=True
     """
     if dataset not in DATASET_NAMES:
         raise ValueError(f"dataset must be one of {sorted(DATASET_NAMES)}, not {dataset!r}")
+    if flatten and channel_axis:
+        raise ValueError("channel_axis=True needs flatten=False: a flat image (784,) has no channel axis")
+    image_shape = (784,) if flatten else (1, 28, 28) if channel_axis else (28, 28)
     folder, origin = _data_folder(root, dataset)
     found = _find_idx_files(folder)
 
     if len(found) == len(IDX_FILES):
-        splits = _load_idx_folder(found, folder, dataset, seed, flatten)
+        splits = _load_idx_folder(found, folder, dataset, seed, image_shape)
     elif origin or found or dataset != "mnist":
         raise FileNotFoundError(_missing_files_message(folder, origin, found, dataset))
     else:
-        splits = _load_bundled(seed, flatten)
+        splits = _load_bundled(seed, image_shape)
 
     if verbose:
         print(f"bnhelpers: {splits.source}: {splits.sizes()}")
@@ -326,7 +331,7 @@ def _missing_files_message(folder, origin, found, dataset):
     )
 
 
-def _load_idx_folder(found, folder, dataset, seed, flatten):
+def _load_idx_folder(found, folder, dataset, seed, image_shape):
     train_images, train_labels = _read_images_and_labels(found[TRAIN_IMAGES], found[TRAIN_LABELS])
     test_images, test_labels = _read_images_and_labels(found[TEST_IMAGES], found[TEST_LABELS])
     if len(train_labels) < VALIDATION_SHARE:
@@ -339,11 +344,11 @@ def _load_idx_folder(found, folder, dataset, seed, flatten):
     train, val = _stratified_split(train_labels, len(train_labels) // VALIDATION_SHARE, seed)
     files = ", ".join(path.name for path in found.values())
     return MnistSplits(
-        x_train=_as_float(train_images[train], flatten),
+        x_train=_as_float(train_images[train], image_shape),
         y_train=train_labels[train].astype(np.int64),
-        x_val=_as_float(train_images[val], flatten),
+        x_val=_as_float(train_images[val], image_shape),
         y_val=train_labels[val].astype(np.int64),
-        x_test=_as_float(test_images, flatten),
+        x_test=_as_float(test_images, image_shape),
         y_test=test_labels.astype(np.int64),
         source=f"{DATASET_NAMES[dataset]} IDX files in {folder} ({files})",
     )
@@ -368,7 +373,7 @@ def _read_images_and_labels(images_path, labels_path):
     return images, labels
 
 
-def _load_bundled(seed, flatten):
+def _load_bundled(seed, image_shape):
     if not BUNDLED_NPZ.is_file():
         raise FileNotFoundError(
             f"The bundled MNIST subset {BUNDLED_NPZ} is missing (it comes with the git "
@@ -388,9 +393,9 @@ def _load_bundled(seed, flatten):
         images, labels = npz["images"], npz["labels"]
     train, val = _stratified_split(labels, BUNDLED_VALIDATION, seed)
     return MnistSplits(
-        x_train=_as_float(images[train], flatten),
+        x_train=_as_float(images[train], image_shape),
         y_train=labels[train].astype(np.int64),
-        x_val=_as_float(images[val], flatten),
+        x_val=_as_float(images[val], image_shape),
         y_val=labels[val].astype(np.int64),
         x_test=None,
         y_test=None,
@@ -422,10 +427,10 @@ def _stratified_split(labels, n_val, seed):
     return rng.permutation(train), rng.permutation(val)
 
 
-def _as_float(images, flatten):
-    """uint8 (n, 28, 28) -> float32 in [0, 1], shape (n, 784) if flatten."""
+def _as_float(images, image_shape):
+    """uint8 (n, 28, 28) -> float32 in [0, 1] of shape (n, *image_shape)."""
     pixels = images.astype(np.float32) / np.float32(255)
-    return pixels.reshape(len(pixels), -1) if flatten else pixels
+    return pixels.reshape((len(pixels), *image_shape))
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Running the course's comparisons: with and without BN, repeats over seeds, sweeps, and step timing.
+"""The course's experiments: with and without BN, repeats over seeds, sweeps, random networks, training steps.
 
     runs = compare_with_and_without_bn(lambda norm: deep_net(1.0, norm=norm), lambda p: SGD(p, lr=0.01),
                                        data, iterations=5000, batch_size=60)
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,10 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .losses import softmax_cross_entropy
+from .models import mlp
 from .network import Network
+from .probes import probe
+from .seeding import rng
 from .trainer import History, train
 
 LABELS = {None: "without BN", "batch": "with BN"}
@@ -35,7 +37,7 @@ class Run:
     history: History
 
 
-def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, progress=None) -> dict:
+def train_each(setups, data, *, iterations, batch_size, eval_every=None, progress=None):
     """Train independent networks, one core each; returns {key: Run}.
 
     setups:     {key: (build, make_optimizer, seed)}: ``build()`` gives the network,
@@ -64,7 +66,7 @@ def train_each(setups: dict, data, *, iterations, batch_size, eval_every=None, p
 
 def compare_with_and_without_bn(
     build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None
-) -> dict:
+):
     """Train build(None) and build("batch") on the same batches; returns {"without BN": Run, "with BN": Run}."""
     setups = {label: (lambda norm=norm: build(norm), make_optimizer, seed) for norm, label in LABELS.items()}
     return train_each(
@@ -72,9 +74,7 @@ def compare_with_and_without_bn(
     )
 
 
-def train_over_seeds(
-    build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None
-) -> list:
+def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None):
     """A Run of build(seed) trained with each seed (weights, dropout masks and batch order)."""
     setups = {seed: (lambda seed=seed: build(seed), make_optimizer, seed) for seed in seeds}
     return list(
@@ -89,9 +89,7 @@ def train_over_seeds(
     )
 
 
-def final_accuracy_over_seeds(
-    build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None
-) -> np.ndarray:
+def final_accuracy_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, progress=None):
     """Final validation accuracy of build(seed) trained with each seed (see train_over_seeds)."""
     runs = train_over_seeds(
         build, make_optimizer, data, seeds, iterations=iterations, batch_size=batch_size, progress=progress
@@ -99,7 +97,7 @@ def final_accuracy_over_seeds(
     return np.array([run.history.final_val_accuracy for run in runs])
 
 
-def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress=None) -> pd.DataFrame:
+def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress=None):
     """Train one network per row of ``grid``, each on the same number of examples; a DataFrame with one row per run.
 
     grid:        dicts with at least 'batch_size' and 'seed', plus whatever else
@@ -144,12 +142,39 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
     return pd.DataFrame(run_in_parallel(run, grid))
 
 
+def random_net_statistics(
+    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, norm=None, seed=0
+):
+    """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
+
+    ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
+    hidden layers of ``width`` units (weights from ``init``/``scale``, ``norm`` as
+    in mlp before each nonlinearity) and a 10-way output; the backward pass starts
+    from softmax cross-entropy against random labels. float64, train mode.
+    """
+    generator = rng(seed)
+    net = mlp(
+        (width,) * (depth + 1) + (10,),
+        activation=activation,
+        norm=norm,
+        init=init,
+        scale=scale,
+        seed=seed,
+        dtype=np.float64,
+    )
+    x = generator.standard_normal((samples, width))
+    y = generator.integers(0, 10, samples)
+    return probe(net, x, y)
+
+
 def training_step(net, optimizer, x, y):
     """A function of no arguments that runs one training step on the fixed batch (x, y).
 
     One step is forward, softmax cross-entropy, backward and the optimizer
     update: what ``train`` does per iteration, without data loading or
-    evaluation. Used to time steps.
+    evaluation. To time steps (the network trains meanwhile):
+
+        median_seconds({"step": training_step(net, optimizer, x, y)})   # bnhelpers.timing
     """
 
     def step():
@@ -160,22 +185,10 @@ def training_step(net, optimizer, x, y):
     return step
 
 
-def median_step_seconds(net, optimizer, x, y, *, steps=100, repeats=5) -> float:
-    """Median wall time of one training step over ``repeats`` runs of ``steps`` steps (the net trains meanwhile)."""
-    step = training_step(net, optimizer, x, y)
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        samples.append((time.perf_counter() - start) / steps)
-    return float(np.median(samples))
-
-
 PROCESSES_ENV = "BNHELPERS_PROCESSES"
 
 
-def _processes() -> int:
+def _processes():
     raw = os.environ.get(PROCESSES_ENV, "").strip()
     if not raw:
         return min(2, os.cpu_count() or 1)
@@ -194,7 +207,7 @@ def _run_task(item):
         return _task(item)
 
 
-def run_in_parallel(fn, items) -> list:
+def run_in_parallel(fn, items):
     """[fn(item) for item in items], computed in up to 2 worker processes (one per core).
 
     For independent runs (seeds, sweeps): each run is seeded, so the results

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from .experiments import random_net_statistics
 from .plotting import log_axis
-from .probes import random_net_statistics
 from .progress import progress_enabled
 
 

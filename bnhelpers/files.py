@@ -35,12 +35,12 @@ import numpy as np
 CHUNK_BYTES = 1 << 20
 
 
-def temporary_name(path: Path, suffix: str) -> Path:
+def temporary_name(path, suffix):
     """A fresh name for a temporary file next to ``path``: .<name>.<pid>-<random><suffix>."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(8)}{suffix}")
 
 
-def _process_exists(pid: int) -> bool:
+def _process_exists(pid):
     if os.name != "posix":
         return True  # no cheap, harmless test: keep the file
     try:
@@ -52,7 +52,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: Path, suffix: str) -> list[Path]:
+def remove_stale_temporaries(path, suffix):
     """Delete the temporary files for ``path`` left by processes that no longer exist; return them."""
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]+{re.escape(suffix)}")
     removed = []
@@ -93,7 +93,7 @@ def replacing(path, suffix=".tmp"):
         raise
 
 
-def read_into(stream, array: np.ndarray) -> int:
+def read_into(stream, array):
     """Fill the bytes of the C-contiguous ``array`` from ``stream``, in chunks.
 
     Returns the number of bytes read: array.nbytes, or fewer if the stream

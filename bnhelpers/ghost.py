@@ -17,12 +17,11 @@ BN's test mode over the whole input.
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import check_float_array
+from ._checks import check_count, check_float_array
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 
@@ -34,15 +33,9 @@ class GhostCache(NamedTuple):
     caches: list
 
 
-def check_virtual_batch_size(virtual_batch_size) -> int:
+def check_virtual_batch_size(virtual_batch_size):
     """A virtual batch holds at least 2 samples (BN needs two values per feature)."""
-    if (
-        isinstance(virtual_batch_size, bool)
-        or not isinstance(virtual_batch_size, numbers.Integral)
-        or virtual_batch_size < 2
-    ):
-        raise ValueError(f"virtual_batch_size must be an integer >= 2, got {virtual_batch_size!r}")
-    return int(virtual_batch_size)
+    return check_count("virtual_batch_size", virtual_batch_size, minimum=2)
 
 
 def ghost_batchnorm_forward(x, gamma, beta, bn_param, virtual_batch_size):

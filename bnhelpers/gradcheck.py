@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def rel_error(a, b) -> float:
+def rel_error(a, b):
     """Relative error ||a - b|| / (||a|| + ||b||), 0 when both are zero.
 
     Norms rather than element-wise ratios: an entry whose true gradient is
@@ -54,7 +54,7 @@ def numerical_gradient(f, x, dout, h=1e-5):
     return grad
 
 
-def gradient_check(f, inputs: dict, analytic: dict, dout, h=1e-5) -> dict:
+def gradient_check(f, inputs, analytic, dout, h=1e-5):
     """Worst relative error of each analytic gradient against centred differences.
 
     f:        callable with no arguments returning the forward output; it must

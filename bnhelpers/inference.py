@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._checks import check_count
 from .batchnorm import BatchNormCache, batchnorm_fold
 from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Linear
 from .network import Network
@@ -41,7 +42,7 @@ def _batch_moments(layer):
     for feature maps its rows are the N*H*W (sample, position) pairs.
     """
     bn = layer.cache if isinstance(layer.cache, BatchNormCache) else layer.cache.bn
-    return bn.mean, bn.std**2 - layer.bn_param["eps"], bn.x.shape[0]
+    return bn.mean, bn.var, bn.x.shape[0]
 
 
 @contextmanager
@@ -55,12 +56,7 @@ def _training_mode_passes(net):
         net.set_mode(previous)
 
 
-def _check_batch_size(batch_size, n):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 2 <= batch_size <= n:
-        raise ValueError(f"batch_size must be an integer in [2, {n}], got {batch_size!r}")
-
-
-def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.ndarray]]:
+def population_statistics(net, x, batch_size=60):
     """(E[x], Var[x]) of every BN layer, in order, estimated from ``x`` as in Algorithm 2.
 
     BN layers are BatchNorm1d/2d and BatchRenorm1d/2d.
@@ -76,7 +72,7 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
     bn_layers = _batchnorm_layers(net)
     if not bn_layers:
         raise ValueError("net has no batch normalization layers")
-    _check_batch_size(batch_size, len(x))
+    check_count("batch_size", batch_size, minimum=2, maximum=len(x))
     ghosts = [
         layer for layer in bn_layers if layer.virtual_batch_size is not None and batch_size > layer.virtual_batch_size
     ]
@@ -97,7 +93,7 @@ def population_statistics(net, x, batch_size=60) -> list[tuple[np.ndarray, np.nd
     return [(np.mean(mu, axis=0), np.mean(var, axis=0)) for mu, var in zip(means, variances, strict=True)]
 
 
-def batch_statistics_accuracy(net, x, y, batch_size) -> float:
+def batch_statistics_accuracy(net, x, y, batch_size):
     """Accuracy on (x, y) in training mode.
 
     Every BN layer normalizes each batch of ``batch_size`` with its own statistics.
@@ -106,7 +102,7 @@ def batch_statistics_accuracy(net, x, y, batch_size) -> float:
     used (the last len(x) % batch_size samples are dropped). Nothing in
     ``net`` changes: running statistics are restored and the mode is put back.
     """
-    _check_batch_size(batch_size, len(x))
+    check_count("batch_size", batch_size, minimum=2, maximum=len(x))
     correct = 0
     used = len(x) - len(x) % batch_size
     with _training_mode_passes(net):
@@ -125,7 +121,7 @@ def use_population_statistics(net, x, batch_size=60):
     return net
 
 
-def fold_batchnorm(net) -> Network:
+def fold_batchnorm(net):
     """A new eval-only network in which every Linear -> BatchNorm1d (or BatchRenorm1d) pair is one Linear with bias.
 
     The result computes the same function as ``net`` in eval mode (up to
@@ -151,12 +147,7 @@ def fold_batchnorm(net) -> Network:
                 )
             except ValueError as e:
                 raise ValueError(f"cannot fold layers {i} and {i + 1} ({layer!r}, {following!r}): {e}") from e
-            merged = Linear(
-                layer.in_features, layer.out_features, bias=True, rng=np.random.default_rng(0), dtype=W.dtype
-            )
-            merged.params["W"][...] = W
-            merged.params["b"][...] = b
-            folded.append(merged)
+            folded.append(Linear.from_weights(W, b))
             i += 2
         else:
             folded.append(layer)

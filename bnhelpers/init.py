@@ -20,7 +20,7 @@ import numpy as np
 SCHEMES = ("normal", "xavier", "he")
 
 
-def check_init(init, scale) -> None:
+def check_init(init, scale):
     """Validate an (init, scale) pair before any weight is drawn."""
     if init not in SCHEMES:
         raise ValueError(f"init must be one of {SCHEMES}, got {init!r}")
@@ -30,7 +30,7 @@ def check_init(init, scale) -> None:
         raise ValueError(f"scale is only used with init='normal', got init={init!r} and scale={scale!r}")
 
 
-def weight_std(init: str, fan_in: int, scale: float | None = None) -> float:
+def weight_std(init, fan_in, scale=None):
     """The standard deviation a scheme gives to a layer with ``fan_in`` inputs."""
     check_init(init, scale)
     if init == "normal":
@@ -40,8 +40,10 @@ def weight_std(init: str, fan_in: int, scale: float | None = None) -> float:
     return np.sqrt(2.0 / fan_in)
 
 
-def draw_weights(rng: np.random.Generator, shape: tuple, fan_in: int, init: str, scale=None, dtype=np.float32):
-    """W of ``shape`` from N(0, weight_std^2).
+def draw_weights(rng, shape, fan_in, init, scale=None, dtype=np.float32):
+    """W of ``shape`` from N(0, weight_std^2), drawn from the numpy Generator ``rng``.
+
+    fan_in: the number of inputs feeding one unit.  init, scale: see weight_std.
 
     Drawn in float64 and then cast, so the same seed gives the same weights
     (up to rounding) in float32 and float64 networks.

@@ -42,18 +42,18 @@ class AlongGradient:
     grad_change: np.ndarray
 
     @property
-    def loss_range(self) -> float:
+    def loss_range(self):
         """max - min of the loss over the step sizes (and η = 0)."""
         values = np.append(self.losses, self.loss)
         return float(values.max() - values.min())
 
     @property
-    def beta_smoothness(self) -> float:
+    def beta_smoothness(self):
         """max_η ||∇L(w - ηg) - g|| / (η ||g||)."""
         return float(np.max(self.grad_change / (self.step_sizes * self.grad_norm)))
 
 
-def along_gradient(f, w, step_sizes) -> AlongGradient:
+def along_gradient(f, w, step_sizes):
     """Loss and gradient change at w - η∇L(w) for every η in ``step_sizes``.
 
     f: callable, flat parameters (P,) -> (loss, gradient (P,)).
@@ -99,7 +99,7 @@ def network_objective(net, x, y):
     return f, np.concatenate([p.value.ravel() for p in params]), load
 
 
-def landscape_along_gradient(net, x, y, step_sizes) -> AlongGradient:
+def landscape_along_gradient(net, x, y, step_sizes):
     """``along_gradient`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
     f, w, load = network_objective(net, x, y)
     with net.preserving_buffers():

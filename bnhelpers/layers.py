@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count, check_fraction, check_positive
+from ._checks import bn_mode, check_count, check_float_array, check_fraction, check_positive, check_vector
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
 from .init import draw_weights
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
-from .spatial import _from_rows, _to_rows, spatial_batchnorm_backward, spatial_batchnorm_forward
+from .spatial import from_rows, spatial_batchnorm_backward, spatial_batchnorm_forward, to_rows
 
 
 class Layer:
@@ -50,13 +50,14 @@ class Layer:
     def backward(self, dout):
         raise NotImplementedError
 
-    def buffers(self) -> dict[str, np.ndarray]:
+    def buffers(self):
+        """name -> non-trainable array a checkpoint must keep (BN running statistics); none here."""
         return {}
 
-    def check_buffers(self, buffers: dict[str, np.ndarray], prefix: str = "") -> None:
+    def check_buffers(self, buffers, prefix=""):
         """Raise ValueError naming the buffer (as prefix + name) if a value is outside its domain."""
 
-    def load_buffers(self, buffers: dict[str, np.ndarray]) -> None:
+    def load_buffers(self, buffers):
         """Replace the buffers; the caller has checked names, shapes, dtypes and check_buffers."""
 
     def __repr__(self):
@@ -75,12 +76,33 @@ class Linear(Layer):
 
     def __init__(self, in_features, out_features, bias=True, *, rng, init="xavier", scale=None, dtype=np.float32):
         super().__init__()
-        self.in_features = check_count("in_features", in_features)
-        self.out_features = check_count("out_features", out_features)
+        in_features = check_count("in_features", in_features)
+        out_features = check_count("out_features", out_features)
+        W = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
+        self._hold(W, np.zeros(out_features, dtype=dtype) if bias else None)
+
+    @classmethod
+    def from_weights(cls, W, b=None):
+        """A Linear computing x @ W + b with copies of the given arrays (e.g. BN folded into W and b).
+
+        W: (in_features, out_features) floats.  b: (out_features,), converted to W's dtype, or None for no bias.
+        """
+        W = check_float_array("W", W, ndim=2)
+        check_count("in_features (W.shape[0])", W.shape[0])
+        check_count("out_features (W.shape[1])", W.shape[1])
+        if b is not None:
+            b = check_vector("b", b, W.shape[1], what="column of W").astype(W.dtype)
+        layer = cls.__new__(cls)
+        Layer.__init__(layer)
+        layer._hold(W.copy(), None if b is None else b.copy())
+        return layer
+
+    def _hold(self, W, b):
+        self.in_features, self.out_features = W.shape
         self.x = None  # the input of the last forward pass, for backward
-        self.params["W"] = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
-        if bias:
-            self.params["b"] = np.zeros(out_features, dtype=dtype)
+        self.params["W"] = W
+        if b is not None:
+            self.params["b"] = b
 
     def forward(self, x):
         if not isinstance(x, np.ndarray):
@@ -131,7 +153,9 @@ class Conv2d(Layer):
         dtype=np.float32,
     ):
         super().__init__()
-        self.stride, self.pad = stride, pad
+        in_channels, out_channels = check_count("in_channels", in_channels), check_count("out_channels", out_channels)
+        kernel_size = check_count("kernel_size", kernel_size)
+        self.stride, self.pad = check_count("stride", stride), check_count("pad", pad, minimum=0)
         fan_in = in_channels * kernel_size * kernel_size
         shape = (out_channels, in_channels, kernel_size, kernel_size)
         self.params["W"] = draw_weights(rng, shape, fan_in, init, scale, dtype)
@@ -143,7 +167,7 @@ class Conv2d(Layer):
         return out
 
     def backward(self, dout):
-        dx, self.grads["W"], db = conv2d_backward(dout, self.cache)
+        dx, self.grads["W"], db = conv2d_backward(dout, self.cache, input_grad=self.needs_input_grad)
         if db is not None:
             self.grads["b"] = db
         return dx
@@ -158,7 +182,7 @@ class MaxPool2d(Layer):
 
     def __init__(self, size=2):
         super().__init__()
-        self.size = size
+        self.size = check_count("size", size)
 
     def forward(self, x):
         out, self.cache = maxpool2d_forward(x, self.size)
@@ -235,7 +259,7 @@ class _BatchNormBase(Layer):
         if isinstance(x, np.ndarray) and x.ndim >= 2 and x.shape[1] != self.num_features:
             what = "features" if x.ndim == 2 else "channels (axis 1)"
             raise ValueError(f"x has {x.shape[1]} {what}, {self!r} expects {self.num_features}: got shape {x.shape}")
-        self.bn_param["mode"] = "train" if self.training else "test"
+        self.bn_param["mode"] = bn_mode(self.training)
         return self.bn_param
 
     def buffers(self):
@@ -335,13 +359,13 @@ class BatchRenorm2d(BatchRenorm1d):
     def forward(self, x):
         self.shape = x.shape
         out, self.cache = batchrenorm_forward(
-            _to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
+            to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
         )
-        return _from_rows(out, x.shape, "NCHW")
+        return from_rows(out, x.shape, "NCHW")
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(_to_rows(dout, "NCHW"), self.cache)
-        return _from_rows(dx, self.shape, "NCHW")
+        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(to_rows(dout, "NCHW"), self.cache)
+        return from_rows(dx, self.shape, "NCHW")
 
 
 class LayerNorm(Layer):
@@ -375,10 +399,11 @@ class GroupNorm(Layer):
 
     def __init__(self, num_channels, groups, *, eps=1e-5, dtype=np.float32):
         super().__init__()
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1 or num_channels % groups:
-            raise ValueError(f"groups must be a positive integer dividing num_channels={num_channels}, got {groups!r}")
+        num_channels, groups = check_count("num_channels", num_channels), check_count("groups", groups)
+        if num_channels % groups:
+            raise ValueError(f"groups must be a positive integer dividing num_channels={num_channels}, got {groups}")
         self.gn_param = {"eps": check_positive("eps", eps)}
-        self.num_channels, self.groups = num_channels, int(groups)
+        self.num_channels, self.groups = num_channels, groups
         self.params["gamma"] = np.ones(num_channels, dtype=dtype)
         self.params["beta"] = np.zeros(num_channels, dtype=dtype)
 
@@ -471,7 +496,8 @@ class Dropout(Layer):
             self.mask = None
             return x
         keep = 1.0 - self.p
-        self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / x.dtype.type(keep)
+        # The kept units' scale 1/keep, or 0: a boolean times a scalar of x's dtype, in one pass.
+        self.mask = (self.rng.random(x.shape, dtype=np.float32) < keep) * x.dtype.type(1 / keep)
         return x * self.mask
 
     def backward(self, dout):
@@ -519,7 +545,8 @@ class ShiftScaleNoise(Layer):
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 
 
-def make_activation(name: str) -> Layer:
+def make_activation(name):
+    """A new activation layer: ``name`` is 'tanh', 'relu', 'sigmoid' or 'leaky_relu'."""
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]()

@@ -7,8 +7,8 @@ import numpy as np
 from ._checks import check_float_array
 
 
-def check_labels(y, num_classes: int, n: int | None = None) -> np.ndarray:
-    """Integer class labels in [0, num_classes), one per sample."""
+def check_labels(y, num_classes, n=None):
+    """Return ``y`` if it holds integer class labels in [0, num_classes), one per sample (n of them if n is given)."""
     if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu":
         raise TypeError(f"y must be a numpy array of integer class labels, got {getattr(y, 'dtype', type(y).__name__)}")
     if y.ndim != 1:

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_network_mode
 from .checkpoint import load_arrays, save_arrays
 from .layers import Layer
 from .losses import check_labels
-
-NETWORK_MODES = ("train", "eval")
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,11 @@ class Parameter:
     key: str
 
     @property
-    def value(self) -> np.ndarray:
+    def value(self):
         return self.layer.params[self.key]
 
     @property
-    def grad(self) -> np.ndarray:
+    def grad(self):
         if self.key not in self.layer.grads:
             raise RuntimeError(f"no gradient for {self.name} yet: call backward() before the optimizer step")
         return self.layer.grads[self.key]
@@ -46,7 +45,7 @@ class Parameter:
 class Network:
     """Layers applied in order.  ``input_shape`` is the shape of one sample, e.g. (784,) or (1, 28, 28)."""
 
-    def __init__(self, layers: list[Layer], input_shape: tuple):
+    def __init__(self, layers, input_shape):
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("layers must be a non-empty list of bnhelpers Layer objects")
         self.layers = list(layers)
@@ -59,7 +58,7 @@ class Network:
 
     # --- running ---------------------------------------------------------------------
 
-    def check_input(self, x, name="x") -> None:
+    def check_input(self, x, name="x"):
         if not isinstance(x, np.ndarray) or x.shape[1:] != self.input_shape:
             shape = getattr(x, "shape", type(x).__name__)
             raise ValueError(f"{name} must have shape (N, {', '.join(map(str, self.input_shape))}), got {shape}")
@@ -97,7 +96,8 @@ class Network:
         return dout
 
     @property
-    def num_classes(self) -> int:
+    def num_classes(self):
+        """The width of the last layer that has one (Linear): the number of logits."""
         return next(layer.out_features for layer in reversed(self.layers) if hasattr(layer, "out_features"))
 
     def predict(self, x, batch_size=2000):
@@ -112,26 +112,26 @@ class Network:
         finally:
             self.set_mode(previous)
 
-    def accuracy(self, x, y, batch_size=2000) -> float:
+    def accuracy(self, x, y, batch_size=2000):
         """Fraction of samples whose eval-mode prediction equals the label."""
         check_labels(y, self.num_classes, len(x))
         return float((self.predict(x, batch_size).argmax(axis=1) == y).mean())
 
     # --- modes and parameters --------------------------------------------------------
 
-    def set_mode(self, mode: str) -> Network:
+    def set_mode(self, mode):
         """'train': batch statistics, dropout on.  'eval': running statistics, dropout off."""
-        if mode not in NETWORK_MODES:
-            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-        self.mode = mode
+        self.mode = check_network_mode(mode)
         for layer in self.layers:
             layer.training = mode == "train"
         return self
 
-    def train(self) -> Network:
+    def train(self):
+        """set_mode('train'); returns the network."""
         return self.set_mode("train")
 
-    def eval(self) -> Network:
+    def eval(self):
+        """set_mode('eval'); returns the network."""
         return self.set_mode("eval")
 
     @contextmanager
@@ -149,10 +149,11 @@ class Network:
                 if buffers:
                     layer.load_buffers(buffers)
 
-    def parameters(self) -> list[Parameter]:
+    def parameters(self):
+        """Every trainable array as a Parameter named '<layer index>.<key>', first layer first."""
         return [Parameter(f"{i}.{key}", layer, key) for i, layer in enumerate(self.layers) for key in layer.params]
 
-    def state(self) -> dict[str, np.ndarray]:
+    def state(self):
         """Every parameter and every buffer (BN running statistics), by name, e.g. '1.running_mean'."""
         state = {}
         for i, layer in enumerate(self.layers):
@@ -170,7 +171,7 @@ class Network:
         """Write all parameters and buffers to ``path`` (.npz, atomic)."""
         return save_arrays(path, self.state())
 
-    def load(self, path) -> Network:
+    def load(self, path):
         """Load a checkpoint saved by ``save`` from a network of the same architecture.
 
         All or nothing: names and shapes are checked from the file's headers
@@ -205,7 +206,7 @@ class Network:
         return self
 
 
-def _converted_entry(name, array, dtype) -> np.ndarray:
+def _converted_entry(name, array, dtype):
     """A checkpoint entry as ``dtype``: floats must be finite floats, counters integers."""
     if dtype.kind == "f":
         if array.dtype.kind != "f":

@@ -50,7 +50,7 @@ def log_axis(ax, axis="y"):
     target.set_minor_formatter(NullFormatter())
 
 
-def plot_layer_stats(results: dict, columns=("act_mean", "act_std"), titles=None, logy=()):
+def plot_layer_stats(results, columns=("act_mean", "act_std"), titles=None, logy=()):
     """One panel per column, one line per experiment: ``results`` maps a label to a ProbeResult."""
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns) + 1.8, 3.6), squeeze=False)
     # Distinct markers and dashes keep every line visible where several coincide.
@@ -89,7 +89,7 @@ def plot_histograms(result, title, value_range=(-1, 1), which="activations", bin
     return fig
 
 
-def plot_curves(histories: dict, metric="val_accuracy", ax=None, title=None, chance=None):
+def plot_curves(histories, metric="val_accuracy", ax=None, title=None, chance=None):
     """Validation accuracy (or loss) against iteration for several runs; ``histories`` maps label -> History."""
     fig, ax = _axes(ax)
     for label, h in histories.items():
@@ -194,7 +194,7 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     return fig
 
 
-def mean_and_seeds(ax, samples: dict, ylabel, title):
+def mean_and_seeds(ax, samples, ylabel, title):
     """Per variant, a dot per seed and a square at the mean with ±1 std error bars; ``samples`` maps label -> values.
 
     No bars: the y axis can zoom in on differences too small to read on bars

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._checks import check_count
 from .layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
-from .models import mlp
 from .seeding import rng
 
 SATURATION = 0.97
@@ -45,7 +45,7 @@ class ProbeResult:
     gradients: list
 
 
-def _saturated_fraction(layer, h) -> float:
+def _saturated_fraction(layer, h):
     if isinstance(layer, Tanh):
         return float(np.mean(np.abs(h) > SATURATION))
     if isinstance(layer, Sigmoid):
@@ -61,7 +61,7 @@ def _zero_fractions(layer, h):
     return float(zero.mean()), float(per_unit.mean())
 
 
-def probe(net, x, y=None, dout=None) -> ProbeResult:
+def probe(net, x, y=None, dout=None):
     """Statistics of one forward/backward pass in the network's current mode.
 
     The backward pass starts from softmax cross-entropy against labels ``y``,
@@ -100,32 +100,7 @@ def probe(net, x, y=None, dout=None) -> ProbeResult:
     return ProbeResult(pd.DataFrame(rows), activations, gradients)
 
 
-def random_net_statistics(
-    *, depth=10, width=200, samples=500, activation="tanh", init="normal", scale=None, norm=None, seed=0
-) -> ProbeResult:
-    """The activation-statistics experiment: random inputs through ``depth`` hidden layers.
-
-    ``samples`` inputs x ~ N(0, 1) of width ``width`` go through ``depth``
-    hidden layers of ``width`` units (weights from ``init``/``scale``, ``norm`` as
-    in mlp before each nonlinearity) and a 10-way output; the backward pass starts
-    from softmax cross-entropy against random labels. float64, train mode.
-    """
-    generator = rng(seed)
-    net = mlp(
-        (width,) * (depth + 1) + (10,),
-        activation=activation,
-        norm=norm,
-        init=init,
-        scale=scale,
-        seed=seed,
-        dtype=np.float64,
-    )
-    x = generator.standard_normal((samples, width))
-    y = generator.integers(0, 10, samples)
-    return probe(net, x, y)
-
-
-def update_ratios(net, step) -> dict:
+def update_ratios(net, step):
     """||W_after - W_before|| / ||W_before|| for every weight matrix, across one call of ``step()``."""
     before = {p.name: p.value.copy() for p in net.parameters() if p.key == "W"}
     step()
@@ -133,7 +108,7 @@ def update_ratios(net, step) -> dict:
     return {name: float(np.linalg.norm(after[name] - w) / np.linalg.norm(w)) for name, w in before.items()}
 
 
-def channel_statistics(net, x) -> pd.DataFrame:
+def channel_statistics(net, x):
     """Per-channel mean and std of every 4-D layer output (conv, BN, ReLU, pooling) for a batch.
 
     One row per (layer index, layer type, channel); statistics over the batch
@@ -154,7 +129,7 @@ def channel_statistics(net, x) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0) -> np.ndarray:
+def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0):
     """(L,) for every BatchNorm1d layer: how much an example's BN output moves with its batch-mates.
 
     Each example x[e], e in ``examples``, is put into ``draws`` batches with
@@ -167,8 +142,8 @@ def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0) -> np.ndarray
     (averaged over draws): the batch noise in units of the signal's own spread.
     BN buffers are restored.
     """
-    if batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2, got {batch_size}")
+    check_count("batch_size", batch_size, minimum=2, maximum=len(x))
+    check_count("draws", draws, minimum=2)
     generator = rng(seed)
     bn = [i for i, layer in enumerate(net.layers) if isinstance(layer, BatchNorm1d)]
     if not bn:

@@ -12,7 +12,7 @@ import os
 PROGRESS_ENV = "BNHELPERS_PROGRESS"
 
 
-def progress_enabled(progress=None) -> bool:
+def progress_enabled(progress=None):
     """Progress bars are on unless turned off by argument or by BNHELPERS_PROGRESS=0 (or false/no/off).
 
     The environment variable wins, so that notebook validation stays free of

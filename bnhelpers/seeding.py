@@ -16,7 +16,7 @@ import numpy as np
 SEED_OFFSET_ENV = "BNHELPERS_SEED_OFFSET"
 
 
-def seed_offset() -> int:
+def seed_offset():
     """The integer in BNHELPERS_SEED_OFFSET (default 0)."""
     raw = os.environ.get(SEED_OFFSET_ENV, "0").strip() or "0"
     try:
@@ -28,11 +28,11 @@ def seed_offset() -> int:
     return offset
 
 
-def shifted(seed: int) -> int:
+def shifted(seed):
     """seed + BNHELPERS_SEED_OFFSET: the seed actually used."""
     return seed + seed_offset()
 
 
-def rng(seed: int = 0) -> np.random.Generator:
+def rng(seed=0):
     """np.random.default_rng(seed + BNHELPERS_SEED_OFFSET)."""
     return np.random.default_rng(shifted(seed))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import NonFiniteError, check_finite
+from ._checks import NonFiniteError, check_count, check_finite
 from .layers import BatchNorm1d
 from .losses import check_labels, softmax_cross_entropy
 from .progress import progress_enabled
@@ -48,21 +48,21 @@ class History:
     stopped: str | None = None
 
     @property
-    def iterations(self) -> np.ndarray:
+    def iterations(self):
         return np.arange(1, len(self.loss) + 1)
 
     @property
-    def final_val_accuracy(self) -> float:
+    def final_val_accuracy(self):
         return self.val_accuracy[-1]
 
-    def late_val_accuracy(self, last=3) -> float:
+    def late_val_accuracy(self, last=3):
         """Mean validation accuracy of the last ``last`` evaluations.
 
         A score that one late spike of the loss cannot decide.
         """
         return float(np.mean(self.val_accuracy[-last:]))
 
-    def first_iteration_reaching(self, accuracy: float):
+    def first_iteration_reaching(self, accuracy):
         """The first evaluated iteration with validation accuracy >= ``accuracy``, or None."""
         return next((it for it, a in zip(self.eval_iterations, self.val_accuracy, strict=True) if a >= accuracy), None)
 
@@ -114,8 +114,7 @@ def train(
     check_finite("data.x_train", x)
     check_finite("data.x_val", x_val)
     for name, value in (("iterations", iterations), ("batch_size", batch_size), ("eval_every", eval_every)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_count(name, value)
     if batch_size > len(x):
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
     if batch_size < 2 and any(isinstance(layer, BatchNorm1d) for layer in net.layers):
@@ -132,7 +131,7 @@ def train(
         if verbose:
             print(history.stopped)
 
-    def evaluate_now(iteration) -> bool:
+    def evaluate_now(iteration):
         """Record the validation metrics; False (and stop) if they are not finite."""
         try:
             loss, accuracy = evaluate(net, x_val, y_val)

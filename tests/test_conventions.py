@@ -1,9 +1,11 @@
 """Each convention preset reproduces its framework's running statistics.
 
-The expected values are computed here from the documented formulas, written
-out independently of bnhelpers.conventions (see
-../shared/reference/framework-conventions.md). When PyTorch is installed
-(requirements-bench.txt) the 'pytorch' preset is also compared with it directly.
+The expected values are computed here from the formulas the frameworks
+document (torch.nn.BatchNorm1d, keras.layers.BatchNormalization,
+tf.compat.v1.layers.batch_normalization, tf.contrib.layers.batch_norm, and
+the CS231n assignment's batchnorm_forward), written out independently of
+bnhelpers.conventions. When PyTorch is installed (requirements-bench.txt) the
+'pytorch' preset is also compared with it directly.
 """
 
 import numpy as np

@@ -255,6 +255,11 @@ def test_load_mnist_rejects_an_unknown_dataset():
         load_mnist(dataset="kmnist")
 
 
+def test_load_mnist_refuses_a_channel_axis_on_flat_images():
+    with pytest.raises(ValueError, match=r"channel_axis=True needs flatten=False"):
+        load_mnist(channel_axis=True)
+
+
 # --------------------------------------------------------------------------
 # The bundled subset
 
@@ -297,6 +302,11 @@ def test_bundled_split_shapes_and_types(bundled, capsys):
 
     square = load_mnist(flatten=False)
     assert square.x_train.shape == (8_000, 28, 28) and square.x_val.shape == (2_000, 28, 28)
+    channels = load_mnist(flatten=False, channel_axis=True, verbose=False)
+    assert channels.x_train.shape == (8_000, 1, 28, 28) and channels.x_val.shape == (2_000, 1, 28, 28)
+    np.testing.assert_array_equal(channels.x_train[:, 0], square.x_train)
+    np.testing.assert_array_equal(channels.x_train.reshape(8_000, 784), bundled.x_train)
+    assert "images (1, 28, 28)" in repr(channels)
     line = capsys.readouterr().out.strip()
     assert line.startswith("bnhelpers: bundled MNIST subset") and line.endswith("8,000 train / 2,000 validation")
 

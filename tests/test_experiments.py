@@ -2,8 +2,10 @@ import os
 
 import numpy as np
 import pytest
+from conftest import blobs
 
 import bnhelpers as bh
+from bnhelpers import SGD, Adam, Linear, mlp
 from bnhelpers.experiments import PROCESSES_ENV, run_in_parallel
 
 
@@ -27,8 +29,8 @@ def test_run_in_parallel_raises_the_workers_error():
         run_in_parallel(lambda k: 1 / k, [1, 0])
 
 
-def test_parallel_and_serial_runs_agree(monkeypatch):
-    data = bh.load_mnist()
+def test_parallel_and_serial_runs_agree(monkeypatch, mnist):
+    data = mnist
     kwargs = dict(iterations=20, batch_size=50)
     build = lambda s: bh.deep_net(0.1, norm="batch", seed=s)  # noqa: E731
     opt = lambda p: bh.SGD(p, lr=0.1)  # noqa: E731
@@ -38,8 +40,8 @@ def test_parallel_and_serial_runs_agree(monkeypatch):
     assert np.array_equal(parallel, serial)
 
 
-def test_train_over_seeds_returns_one_trained_run_per_seed():
-    data = bh.load_mnist()
+def test_train_over_seeds_returns_one_trained_run_per_seed(mnist):
+    data = mnist
     runs = bh.train_over_seeds(
         lambda s: bh.deep_net(0.1, norm="batch", seed=s),
         lambda p: bh.SGD(p, lr=0.1),
@@ -62,3 +64,103 @@ def test_workers_use_one_blas_thread():
         lambda _: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"], range(2)
     )
     assert all(c == [1] * len(c) for c in counts)
+
+
+def test_random_net_statistics_probes_every_hidden_layer():
+    small = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01)
+    assert list(small.table["layer"]) == [1, 2, 3, 4] and small.activations[0].shape == (100, 30)
+    assert small.table["act_std"].iloc[-1] < 1e-4  # tiny weights: the activations collapse with depth
+    with_bn = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01, norm="batch")
+    assert np.all(with_bn.table["act_std"] > 0.5)  # BN restores them in every layer
+    assert bh.random_net_statistics is bh.experiments.random_net_statistics
+
+
+def test_comparison_helpers_share_weights_and_batches(monkeypatch):
+    import bnhelpers.trainer as trainer
+    from bnhelpers.experiments import compare_with_and_without_bn, final_accuracy_over_seeds
+
+    monkeypatch.setenv("BNHELPERS_PROCESSES", "1")  # serial, so that the batches can be recorded here
+    batches = []
+    draw = trainer.minibatch_indices
+    monkeypatch.setattr(
+        trainer, "minibatch_indices", lambda *args, **kw: batches.append(draw(*args, **kw)) or batches[-1]
+    )
+    initial = []
+
+    def build(norm):  # called with None, then "batch"
+        net = mlp((10, 16, 3), norm=norm, seed=4)
+        initial.append([layer.params["W"].copy() for layer in net.layers if isinstance(layer, Linear)])
+        return net
+
+    data = blobs()
+    runs = compare_with_and_without_bn(
+        build, lambda p: SGD(p, lr=0.1), data, iterations=20, batch_size=16, eval_every=10
+    )
+    assert list(runs) == ["without BN", "with BN"]
+    assert runs["with BN"].history.eval_iterations == [0, 10, 20]
+    assert "BatchNorm1d" in repr(runs["with BN"].net) and "BatchNorm1d" not in repr(runs["without BN"].net)
+    assert (
+        len(initial) == 2 and len(initial[0]) == 2 and all(np.array_equal(a, b) for a, b in zip(*initial, strict=True))
+    )
+    assert len(batches) == 2 and np.array_equal(batches[0], batches[1])
+    accuracies = final_accuracy_over_seeds(
+        lambda s: mlp((10, 16, 3), seed=s),
+        lambda p: Adam(p, lr=1e-2),
+        data,
+        seeds=[0, 1],
+        iterations=60,
+        batch_size=32,
+    )
+    assert accuracies.shape == (2,) and np.all(accuracies > 0.9)
+
+
+def test_a_training_step_trains():
+    from bnhelpers.experiments import training_step
+
+    data = blobs()
+    net = mlp((10, 8, 3), seed=0)
+    w0 = net.layers[0].params["W"].copy()
+    training_step(net, SGD(net.parameters(), lr=0.1), data.x_train[:32], data.y_train[:32])()
+    assert not np.array_equal(net.layers[0].params["W"], w0)
+
+
+def test_sweep_trains_one_network_per_row_on_the_same_number_of_examples(tiny_images):
+    grid = [{"norm": norm, "batch_size": b, "seed": 0} for norm in ("batch", "group") for b in (4, 16)]
+    table = bh.sweep(
+        lambda row: bh.small_cnn(norm=row["norm"], groups=2, channels=(2, 4), seed=row["seed"]),
+        lambda params, row: bh.SGD(params, lr=0.01 * row["batch_size"]),
+        tiny_images, grid, examples=32, measure=lambda net, row: {"layers": len(net.layers)},
+    )  # fmt: skip
+    assert list(table["iterations"]) == [8, 2, 8, 2]
+    assert list(table.columns) == [
+        "norm",
+        "batch_size",
+        "seed",
+        "iterations",
+        "accuracy",
+        "stopped",
+        "layers",
+    ]
+    assert table["accuracy"].between(0, 1).all() and table["stopped"].isna().all()
+    again = bh.sweep(
+        lambda row: bh.small_cnn(norm=row["norm"], groups=2, channels=(2, 4), seed=0),
+        lambda params, row: bh.SGD(params, lr=0.01 * row["batch_size"]),
+        tiny_images,
+        grid[:1],
+        examples=32,
+    )
+    assert again["accuracy"].iloc[0] == table["accuracy"].iloc[0]  # seeded: the same run gives the same result
+
+
+def test_sweep_flags_a_diverged_run_and_skips_its_measurement(mnist):
+    data = mnist
+    table = bh.sweep(
+        lambda row: bh.deep_net(1.0, activation="relu", seed=0),
+        lambda params, row: bh.SGD(params, lr=row["lr"]),
+        data,
+        [{"lr": 1e-9, "batch_size": 50, "seed": 0}, {"lr": 10.0, "batch_size": 50, "seed": 0}],
+        examples=250,
+        measure=lambda net, row: {"train_accuracy": net.accuracy(data.x_train[:500], data.y_train[:500])},
+    )
+    assert table["stopped"].isna().tolist() == [True, False]
+    assert 0 <= table["train_accuracy"][0] <= 1 and np.isnan(table["train_accuracy"][1])

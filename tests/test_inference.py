@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import bnhelpers as bh
 from bnhelpers import Adam, mlp, train
 from bnhelpers.inference import fold_batchnorm, population_statistics, use_population_statistics
 
@@ -84,3 +85,34 @@ def test_folding_refuses_broken_statistics_and_names_the_layers():
     net.layers[1].params["gamma"][2] = np.nan
     with pytest.raises(ValueError, match=r"cannot fold layers 0 and 1 .*gamma contains NaN"):
         fold_batchnorm(net)
+
+
+def test_population_statistics_of_spatial_bn_count_every_position(tiny_images):
+    net = bh.small_cnn(norm="batch", channels=(4, 8), seed=0)
+    (mean, var), _ = bh.population_statistics(net, tiny_images.x_train, batch_size=16)
+    maps = bh.conv2d_forward(
+        tiny_images.x_train.astype(np.float64), net.layers[0].params["W"].astype(np.float64), None, 1, 1
+    )[0]
+    per_batch = maps.reshape(4, 16, 4, 28, 28).transpose(0, 2, 1, 3, 4).reshape(4, 4, -1)  # (batch, channel, values)
+    m = 16 * 28 * 28
+    np.testing.assert_allclose(mean, per_batch.mean(axis=2).mean(axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(var, m / (m - 1) * per_batch.var(axis=2).mean(axis=0), rtol=1e-3)
+    ghost = bh.small_cnn(norm="batch", channels=(4, 8), bn_options={"virtual_batch_size": 8})
+    with pytest.raises(ValueError, match=r"batch_size \(16\) must not exceed the layers' virtual_batch_size \(8\)"):
+        bh.population_statistics(ghost, tiny_images.x_train, batch_size=16)
+
+
+def test_batch_statistics_accuracy_uses_batch_statistics_and_changes_nothing(tiny_images):
+    net = bh.small_cnn(norm="batch", channels=(4, 8), seed=1)
+    before = {k: np.copy(v) for k, v in net.state().items()}
+    net.eval()
+    whole = bh.batch_statistics_accuracy(net, tiny_images.x_val, tiny_images.y_val, batch_size=32)
+    correct = 28 * bh.batch_statistics_accuracy(net, tiny_images.x_val[:30], tiny_images.y_val[:30], batch_size=4)
+    assert abs(correct - round(correct)) < 1e-9  # a fraction of the 28 samples in full batches of 4
+    assert net.mode == "eval"
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, before[k])
+    logits = net.train().forward(tiny_images.x_val)  # one batch of 32, its own statistics
+    assert whole == float((logits.argmax(axis=1) == tiny_images.y_val).mean())
+    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[2, 32\], got 1"):
+        bh.batch_statistics_accuracy(net, tiny_images.x_val, tiny_images.y_val, batch_size=1)

@@ -76,7 +76,7 @@ def execute(notebook: Path, config: str) -> tuple[bool, float, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb and solutions/*.ipynb")
     parser.add_argument(
         "--configs", default=",".join(DEFAULT_CONFIGS), help=f"comma-separated, from {', '.join(CONFIGS)}"
     )
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
                 f"configuration {config!r} needs {jupyter.parent.parent.name}/ "
                 f"(make {'oldest' if config == 'oldest' else 'setup'})"
             )
-    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*.ipynb"))
     jobs = [(nb, config) for config in configs for nb in notebooks]
 
     logs = ROOT / "build" / "claims"

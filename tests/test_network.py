@@ -1,0 +1,151 @@
+"""bnhelpers.network: whole-network gradients, modes, buffers, the input gradient, misuse."""
+
+import numpy as np
+import pytest
+from conftest import assert_gradients_match, blobs
+
+from bnhelpers import (
+    Adam,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Network,
+    Tanh,
+    batchnorm_forward,
+    mlp,
+    small_cnn,
+    softmax_cross_entropy,
+    train,
+)
+
+
+def assert_network_gradients_match(net, x, y):
+    """Every parameter's gradient of the loss, from net.backward, agrees with finite differences (float64)."""
+    net.train()
+    _, dlogits = softmax_cross_entropy(net.forward(x), y)
+    net.backward(dlogits)
+    parameters = net.parameters()
+    assert_gradients_match(
+        lambda: np.array(softmax_cross_entropy(net.forward(x), y)[0]),
+        {p.name: p.value for p in parameters},
+        {p.name: p.grad.copy() for p in parameters},
+        np.array(1.0),
+        tol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "leaky_relu"])
+def test_mlp_with_batchnorm_gradients(activation):
+    rng = np.random.default_rng(0)
+    net = mlp((6, 7, 5, 3), activation=activation, norm="batch", init="normal", scale=0.8, seed=1, dtype=np.float64)
+    for layer in net.layers:  # non-trivial gamma and beta
+        if isinstance(layer, BatchNorm1d):
+            layer.params["gamma"][:] = rng.uniform(0.5, 1.5, layer.num_features)
+            layer.params["beta"][:] = rng.standard_normal(layer.num_features)
+    assert_network_gradients_match(net, rng.standard_normal((8, 6)), rng.integers(0, 3, 8))
+
+
+def test_mlp_with_batchnorm_after_activation_gradients():
+    rng = np.random.default_rng(1)
+    net = mlp((6, 7, 5, 3), norm="batch", norm_position="after", seed=2, dtype=np.float64)
+    assert_network_gradients_match(net, rng.standard_normal((8, 6)), rng.integers(0, 3, 8))
+
+
+def test_mlp_with_layernorm_gradients():
+    rng = np.random.default_rng(2)
+    net = mlp((6, 7, 5, 3), norm="layer", seed=3, dtype=np.float64)
+    assert_network_gradients_match(net, rng.standard_normal((5, 6)), rng.integers(0, 3, 5))
+
+
+def test_cnn_with_spatial_batchnorm_gradients():
+    rng = np.random.default_rng(3)
+    w = np.random.default_rng(4)
+    net = Network(
+        [
+            Conv2d(1, 2, 3, pad=1, bias=False, rng=w, dtype=np.float64),
+            BatchNorm2d(2, dtype=np.float64),
+            Tanh(),
+            MaxPool2d(2),
+            Conv2d(2, 3, 3, pad=1, bias=False, rng=w, dtype=np.float64),
+            BatchNorm2d(3, dtype=np.float64),
+            Tanh(),
+            Flatten(),
+            Linear(3 * 4 * 4, 3, rng=w, dtype=np.float64),
+        ],
+        input_shape=(1, 8, 8),
+    )
+    assert_network_gradients_match(net, rng.standard_normal((4, 1, 8, 8)), rng.integers(0, 3, 4))
+
+
+def test_eval_mode_uses_running_statistics_and_train_mode_does_not():
+    net = mlp((10, 16, 3), norm="batch", seed=0)
+    data = blobs()
+    train(net, Adam(net.parameters(), lr=1e-2), data, iterations=50, batch_size=32, progress=False)
+    x = data.x_train[:40]
+    net.eval()
+    np.testing.assert_allclose(net.forward(x)[:1], net.forward(x[:1]), rtol=1e-6, atol=1e-6)
+    net.train()
+    assert np.abs(net.forward(x)[:2] - net.forward(x[:2])).max() > 1e-3
+
+
+def test_bad_mode_is_rejected():
+    net = mlp((4, 3, 2))
+    with pytest.raises(ValueError, match="mode must be 'train' or 'eval', got 'test' \\(bn_param's 'test' mode is"):
+        net.set_mode("test")
+    assert net.mode == "train"
+
+
+def test_a_network_in_eval_mode_hands_its_bn_layers_test_mode():
+
+    net = mlp((4, 3, 2), norm="batch")
+    x = np.ones((2, 4), np.float32)
+    net.eval().forward(x)
+    assert net.layers[1].bn_param["mode"] == "test"
+    net.train().forward(x)
+    assert net.layers[1].bn_param["mode"] == "train"
+    with pytest.raises(ValueError, match="mode must be 'train' or 'test', got 'eval' \\(a Network's 'eval' mode"):
+        batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), {"mode": "eval"})
+
+
+def test_preserving_buffers_restores_running_statistics_even_on_error():
+    net = mlp((10, 8, 3), norm="batch")
+    before = {k: v.copy() for k, v in net.state().items()}
+    x = blobs().x_train[:32]
+    with pytest.raises(RuntimeError, match="boom"):
+        with net.preserving_buffers():
+            net.forward(x)  # a training-mode pass moves the running statistics
+            assert not np.array_equal(net.layers[1].bn_param["running_mean"], before["1.running_mean"])
+            raise RuntimeError("boom")
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_a_cnn_skips_the_input_gradient_like_an_mlp():
+    """Network.backward returns None for every network: its first layer, Linear or Conv2d, computes no dx."""
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    cnn = small_cnn(norm="batch", channels=(2, 2), seed=0)
+    _, dlogits = softmax_cross_entropy(cnn.forward(x), rng.integers(0, 10, 4))
+    assert cnn.backward(dlogits) is None
+    weight_grad = cnn.layers[0].grads["W"].copy()
+    cnn.layers[0].needs_input_grad = True  # a Conv2d anywhere else still returns its dx, and the same dW
+    cnn.forward(x)
+    dx = cnn.backward(dlogits)
+    assert dx.shape == x.shape
+    np.testing.assert_array_equal(cnn.layers[0].grads["W"], weight_grad)
+
+
+def test_network_misuse_gets_clear_errors():
+    net = mlp((4, 3, 2))
+    with pytest.raises(RuntimeError, match=r"backward\(\) needs a forward\(\) first"):
+        net.backward(np.ones((5, 2), np.float32))
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 4\), got \(5, 9\)"):
+        net.forward(np.zeros((5, 9), np.float32))
+    net.forward(np.ones((5, 4), np.float32))
+    with pytest.raises(ValueError, match=r"dout must have the shape of the last forward output \(5, 2\), got \(5, 3\)"):
+        net.backward(np.ones((5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"x holds no samples"):
+        net.predict(np.ones((0, 4), np.float32))

@@ -1,0 +1,50 @@
+"""bnhelpers.probes: per-layer and per-channel statistics, update ratios, batch noise."""
+
+import numpy as np
+import pytest
+from conftest import small_mlp
+
+import bnhelpers as bh
+from bnhelpers import (
+    SGD,
+    mlp,
+    small_cnn,
+)
+
+
+def test_probes_report_statistics_without_side_effects():
+    from bnhelpers import channel_statistics, probe, update_ratios
+
+    rng = np.random.default_rng(0)
+    net = mlp((10, 20, 20, 3), activation="relu", norm="batch", seed=0)
+    before = {k: v.copy() for k, v in net.state().items()}
+    result = probe(net, rng.standard_normal((64, 10)).astype(np.float32), rng.integers(0, 3, 64))
+    assert list(result.table["layer"]) == [1, 2]
+    assert np.all(np.abs(result.table["zero"] - 0.5) < 0.15)  # BN before ReLU: about half the outputs are 0
+    assert np.allclose(result.table["act_std"], [a.std() for a in result.activations])
+    for k, v in net.state().items():
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(ValueError, match="exactly one of y"):
+        probe(net, rng.standard_normal((4, 10)).astype(np.float32))
+
+    cnn = small_cnn(norm="batch", channels=(3, 4))
+    stats = channel_statistics(cnn, rng.random((8, 1, 28, 28), dtype=np.float32))
+    bn_rows = stats[stats["type"] == "BatchNorm2d"]
+    assert (
+        len(bn_rows) == 7 and np.allclose(bn_rows["mean"], 0, atol=1e-5) and np.allclose(bn_rows["std"], 1, atol=1e-2)
+    )
+
+    ratios = update_ratios(net, SGD(net.parameters(), lr=0.1).step)
+    assert set(ratios) == {"0.W", "3.W", "6.W"} and all(r > 0 for r in ratios.values())
+
+
+def test_batch_noise_shrinks_like_one_over_root_batch_size(mnist):
+    net = small_mlp()
+    x = mnist.x_train[:1000]
+    state = {k: v.copy() for k, v in net.state().items()}
+    small, large = (bh.batch_noise(net, x, range(5), batch_size=b, draws=20, seed=0) for b in (16, 256))
+    assert small.shape == (3,)
+    assert np.all((small / large > 2.5) & (small / large < 6))  # sqrt(256 / 16) = 4
+    assert all(np.array_equal(v, net.state()[k]) for k, v in state.items())
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        bh.batch_noise(small_mlp(norm=None), x, [0], batch_size=8)

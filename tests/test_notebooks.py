@@ -11,7 +11,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted(ROOT.glob("solutions/*.ipynb"))
+NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb")) + SOLUTIONS
 TIMING_ASSERT = re.compile(
     r"^\s*(assert\b|bh\.check\().*(\bms\b|_ms\b|seconds|speedup|step_time|elapsed|timeit|perf_counter|cost)"
 )
@@ -59,3 +61,13 @@ def test_checked_cells_print_numbers_not_booleans(path):
         printed = "".join(text_of(o) for o in cell.outputs)
         assert printed.strip(), f"checked cell prints nothing:\n{cell.source[:200]}"
         assert not re.search(r"(:|=)\s*(True|False)\s*$", printed, re.M), f"prints a bare boolean:\n{printed[:300]}"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solutions_are_marked_as_instructor_material(path):
+    """The student release leaves solutions/ out; each notebook says so itself, and names its course notebook."""
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert first.cell_type == "markdown" and "Instructor material" in first.source, "first cell must say so"
+    assert "not part of the student release" in first.source
+    number = path.stem.split("_")[0]
+    assert path.stem == f"{number}_solutions" and list(ROOT.glob(f"notebooks/{number}_*.ipynb")), "no course notebook"

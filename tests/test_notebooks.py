@@ -48,7 +48,8 @@ def test_no_widget_state_is_stored(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_assert_on_wall_clock_time(path):
     _, cells = code_cells(path)
-    offending = [line for c in cells for line in c.source.splitlines() if TIMING_ASSERT.match(line)]
+    # The code before a comment: "# a shift costs it more" is prose, not a timing.
+    offending = [line for c in cells for line in c.source.splitlines() if TIMING_ASSERT.match(line.split("#")[0])]
     assert not offending, offending
 
 

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import (
+    check_count,
     check_finite,
     check_float_array,
     check_fraction,
@@ -111,12 +112,10 @@ def read_bn_param(bn_param, D, dtype):
         raise ValueError("bn_param must hold both 'running_mean' and 'running_var', or neither (to start fresh)")
     else:
         running_mean, running_var = initial_running_stats(convention, D, dtype)
-    tracked = bn_param.get("num_batches_tracked", 0)
-    if isinstance(tracked, bool) or not isinstance(tracked, (int, np.integer)) or tracked < 0:
-        raise ValueError(f"bn_param['num_batches_tracked'] must be a non-negative integer, got {tracked!r}")
+    tracked = check_count("bn_param['num_batches_tracked']", bn_param.get("num_batches_tracked", 0), minimum=0)
     running_mean = running_mean.astype(dtype, copy=False)
     running_var = running_var.astype(dtype, copy=False)
-    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, int(tracked))
+    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, tracked)
 
 
 def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var"):

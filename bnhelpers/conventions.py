@@ -59,7 +59,7 @@ class Convention:
     unbiased: bool
     api: str
 
-    def weight_on_new(self, momentum: float | None, num_batches_tracked: int) -> float:
+    def weight_on_new(self, momentum, num_batches_tracked):
         """The factor a in ``running <- (1 - a) * running + a * batch``.
 
         ``num_batches_tracked`` counts the batches including the current one;
@@ -114,7 +114,7 @@ CONVENTIONS: dict[str, Convention] = {
 }
 
 
-def get_convention(name) -> Convention:
+def get_convention(name):
     """Look up a preset by name; raise ValueError listing the known ones."""
     if not isinstance(name, str) or name not in CONVENTIONS:
         known = ", ".join(repr(k) for k in CONVENTIONS)
@@ -122,7 +122,7 @@ def get_convention(name) -> Convention:
     return CONVENTIONS[name]
 
 
-def conventions_table() -> list[dict]:
+def conventions_table():
     """The presets as rows of plain values, e.g. for a pandas DataFrame in a notebook."""
     return [
         {
@@ -140,6 +140,6 @@ def conventions_table() -> list[dict]:
     ]
 
 
-def initial_running_stats(convention: Convention, D: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+def initial_running_stats(convention, D, dtype):
     """Fresh running statistics of length D: mean 0, variance at the preset's initial value."""
     return np.zeros(D, dtype=dtype), np.full(D, convention.running_var_init, dtype=dtype)

@@ -7,6 +7,7 @@ expected, and leaves all state (running statistics, parameters) untouched.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -151,13 +152,13 @@ def check_norm_inputs(x, gamma, beta, *, ndim, axis, over):
     check_vector("beta", beta, x.shape[axis], what=what)
     # One dot product each: finite iff no NaN, no infinity and no overflow; only a
     # failure pays for the scans that name the culprit.
-    if not np.isfinite(np.vdot(x, x)):
+    if not math.isfinite(np.vdot(x, x)):
         check_finite("x", x)
         # The sum of all squares overflowed; what matters is each variance's own sum.
         centred = x - x.mean(axis=over, dtype=np.float64, keepdims=True)
         if not np.all(np.square(centred).sum(axis=over) <= np.finfo(x.dtype).max):
             raise NonFiniteError(f"x has values too large to square in {x.dtype}")
-    if not np.isfinite(np.vdot(gamma, beta)):
+    if not math.isfinite(np.vdot(gamma, beta)):
         check_finite("gamma", gamma)
         check_finite("beta", beta)
     return x, gamma.astype(x.dtype, copy=False), beta.astype(x.dtype, copy=False)

@@ -23,6 +23,7 @@ Two backward passes share one cache:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -135,7 +136,7 @@ def batchnorm_inputs(x, gamma, beta, bn_param):
     s = read_bn_param(bn_param, x.shape[1], x.dtype)
     if s.mode == "train" and x.shape[0] < 2:
         raise ValueError(f"expected more than 1 value per feature when training, got x of shape {x.shape}")
-    if s.mode == "test" or not np.isfinite(np.vdot(s.running_mean, s.running_var)):
+    if s.mode == "test" or not math.isfinite(np.vdot(s.running_mean, s.running_var)):
         check_running_stats(s.running_mean, s.running_var, "bn_param['running_mean']", "bn_param['running_var']")
     return x, gamma, beta, s
 

@@ -83,3 +83,13 @@ def tiny_images():
     x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
     y = (x[:, 0, :14].mean(axis=(1, 2)) > 0).astype(np.int64)
     return SimpleNamespace(x_train=x, y_train=y, x_val=x[:32], y_val=y[:32])
+
+
+def image_batch(seed, shape=(3, 4, 5, 6)):
+    """(x, gamma, beta, dout) for per-channel normalizations: channels of different offsets and scales."""
+    rng = np.random.default_rng(seed)
+    C = shape[1]
+    x = rng.uniform(-3, 3, (1, C, 1, 1)) + rng.uniform(0.5, 4, (1, C, 1, 1)) * rng.standard_normal(shape)
+    gamma = rng.uniform(0.5, 2, C) * rng.choice([-1, 1], C)
+    beta = rng.standard_normal(C)
+    return x, gamma, beta, rng.standard_normal(shape)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from conftest import assert_gradients_match, image_batch
 
 from bnhelpers import (
     groupnorm_backward,
@@ -10,15 +10,6 @@ from bnhelpers import (
     layernorm_backward,
     layernorm_forward,
 )
-
-
-def image_batch(seed, shape=(3, 4, 5, 6)):
-    rng = np.random.default_rng(seed)
-    C = shape[1]
-    x = rng.uniform(-3, 3, (1, C, 1, 1)) + rng.uniform(0.5, 4, (1, C, 1, 1)) * rng.standard_normal(shape)
-    gamma = rng.uniform(0.5, 2, C) * rng.choice([-1, 1], C)
-    beta = rng.standard_normal(C)
-    return x, gamma, beta, rng.standard_normal(shape)
 
 
 def test_layernorm_normalizes_each_sample_and_matches_finite_differences():

@@ -2,21 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from conftest import assert_gradients_match, image_batch
 
 from bnhelpers import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
-
-
-def image_batch(seed, shape=(3, 4, 5, 6)):
-    rng = np.random.default_rng(seed)
-    C = shape[1]
-    x = rng.uniform(-3, 3, (1, C, 1, 1)) + rng.uniform(0.5, 4, (1, C, 1, 1)) * rng.standard_normal(shape)
-    gamma = rng.uniform(0.5, 2, C) * rng.choice([-1, 1], C)
-    beta = rng.standard_normal(C)
-    return x, gamma, beta, rng.standard_normal(shape)
 
 
 def test_spatial_statistics_are_per_channel_over_batch_and_positions():

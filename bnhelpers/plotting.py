@@ -219,6 +219,17 @@ def mean_and_seeds(ax, samples, ylabel, title):
     return ax.figure
 
 
+def mean_and_range(ax, x, runs, fmt="-", **line):
+    """A curve over seeds: the mean of ``runs`` (seeds, len(x)) as a line, min to max shaded in its colour.
+
+    ``fmt`` and ``line`` (label, color, ...) go to ``ax.plot``; returns the line.
+    """
+    runs = np.asarray(runs)
+    (mean,) = ax.plot(x, runs.mean(axis=0), fmt, **line)
+    ax.fill_between(x, runs.min(axis=0), runs.max(axis=0), color=mean.get_color(), alpha=0.2)
+    return mean
+
+
 def speedup_plot(
     sizes, ratios, ax=None, title="Closed-form backward vs staged graph", ylabel="speed-up (staged / fast)"
 ):

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from bnhelpers.plotting import draw_bn_graph, log_axis, set_style  # noqa: E402
+from bnhelpers.plotting import draw_bn_graph, log_axis, mean_and_range, set_style  # noqa: E402
 
 
 def tick_labels(ax):
@@ -52,3 +52,15 @@ def test_the_explorer_is_a_widget_live_and_one_figure_headless(monkeypatch):
     monkeypatch.setenv(PROGRESS_ENV, "1")
     assert isinstance(activation_explorer(), ipywidgets.interactive)
     plt.close("all")
+
+
+def test_mean_and_range_draws_the_mean_and_shades_min_to_max_in_one_colour():
+    fig, ax = plt.subplots()
+    runs = np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 6.0]])
+    line = mean_and_range(ax, [1, 2, 3], runs, "o-", label="BN")
+    np.testing.assert_allclose(line.get_ydata(), [1.0, 2.0, 4.0])
+    (band,) = ax.collections
+    vertices = band.get_paths()[0].vertices
+    assert vertices[:, 1].min() == 0.0 and vertices[:, 1].max() == 6.0
+    assert tuple(band.get_facecolor()[0][:3]) == matplotlib.colors.to_rgb(line.get_color())
+    plt.close(fig)

@@ -54,9 +54,14 @@ def evaluate(node):
 
 
 def read_answers(notebook_path):
-    """{name: value or AnswerError} for every ``qN = ...`` in the notebook's code cells (the last one wins)."""
+    """{name: value or AnswerError} for every ``qN = ...`` in the notebook file's code cells (the last one wins)."""
     with open(notebook_path, encoding="utf-8") as f:
-        cells = json.load(f)["cells"]
+        return answers_in(f.read())
+
+
+def answers_in(notebook_json):
+    """read_answers for a notebook's JSON text."""
+    cells = json.loads(notebook_json)["cells"]
     answers = {}
     for cell in cells:
         if cell.get("cell_type") != "code":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -41,7 +42,7 @@ from pathlib import Path
 
 from bnhelpers.files import replacing
 
-from .answers import form_problem, marks, read_answers
+from .answers import answers_in, form_problem, marks, read_answers
 from .parts import PARTS, QUESTIONS, STUDENT_FILES
 from .regions import new_top_level, replace_functions
 from .release import ROOT, release_files, version_of
@@ -219,23 +220,27 @@ def feedback_for(part, rows):
     return passed / len(tests), lines
 
 
+@functools.cache
+def answer_key():
+    """{qN: the master's answer}, read once from the master notebooks' answer cells."""
+    key = {}
+    for path in sorted({f"notebooks/{q.notebook}.ipynb" for q in QUESTIONS}):
+        key.update(read_answers(ROOT / path))
+    return key
+
+
 def grade_answers(submission):
     """(automatic points, feedback lines) of Part 4; written answers are listed for a person to mark."""
-    keys, given = {}, {}
-    for question in QUESTIONS:
-        path = f"notebooks/{question.notebook}.ipynb"
-        with AST_LOCK:
-            keys.update(read_answers(ROOT / path))
-        if path in submission.files and path not in given:
-            with tempfile.TemporaryDirectory() as tmp:
-                copy = Path(tmp) / "notebook.ipynb"
-                copy.write_bytes(submission.files[path])
-                try:
-                    with AST_LOCK:
-                        given[path] = read_answers(copy)
-                except (ValueError, KeyError, TypeError) as error:
-                    given[path] = {}
-                    submission.notes.append(f"`{path}` is not a readable notebook ({type(error).__name__}).")
+    with AST_LOCK:
+        keys = answer_key()
+    given = {}
+    for path in sorted({f"notebooks/{q.notebook}.ipynb" for q in QUESTIONS} & set(submission.files)):
+        try:
+            with AST_LOCK:
+                given[path] = answers_in(submission.files[path].decode("utf-8"))
+        except (ValueError, KeyError, TypeError) as error:
+            given[path] = {}
+            submission.notes.append(f"`{path}` is not a readable notebook ({type(error).__name__}).")
     points, lines = 0.0, ["Part 4 (questions):"]
     for q in QUESTIONS:
         value = given.get(f"notebooks/{q.notebook}.ipynb", {}).get(q.name)

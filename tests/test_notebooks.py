@@ -57,11 +57,18 @@ def test_no_assert_on_wall_clock_time(path):
 def test_checked_cells_print_numbers_not_booleans(path):
     _, cells = code_cells(path)
     for cell in cells:
-        if not cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
+        if "nbval-check-output" not in cell.metadata.get("tags", []):
             continue
         printed = "".join(text_of(o) for o in cell.outputs)
         assert printed.strip(), f"checked cell prints nothing:\n{cell.source[:200]}"
         assert not re.search(r"(:|=)\s*(True|False)\s*$", printed, re.M), f"prints a bare boolean:\n{printed[:300]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbval_markers_are_cell_tags_not_comments(path):
+    """The lesson shows only the lesson: nbval reads its markers from cell tags (nbval-check-output)."""
+    _, cells = code_cells(path)
+    assert not [c.source[:80] for c in cells if "NBVAL_" in c.source], "move the marker into the cell's tags"
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)

@@ -10,7 +10,9 @@ Training engine: layers, network, models (builders), losses, optim, trainer,
     accuracy, folding), experiments (with/without BN comparisons, repeats
     over seeds, sweeps, random-network statistics), timing (median times).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
-    landscape (loss and gradient change along the gradient).
+    landscape (loss and gradient change along the gradient),
+    scale_invariance (weight norms and the effective learning rate of
+    weights followed by a normalization).
 Data and plots: data (MNIST), plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
 Notebook claims: claims (check: assert a claim and print what was measured).
@@ -79,6 +81,13 @@ from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
 from .probes import batch_noise, channel_statistics, probe, update_ratios
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from .scale_invariance import (
+    angular_update,
+    effective_learning_rate,
+    equilibrium_angular_update,
+    normalized_weights,
+    weight_norms,
+)
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .timing import median_seconds
@@ -100,5 +109,6 @@ __all__ = [
     "RMSprop", "rng", "run_in_parallel", "seed_offset", "SGD", "ShiftScaleNoise", "ShiftTracker", "Sigmoid",
     "small_cnn", "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "sweep", "Tanh",
     "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
-    "use_population_statistics",
+    "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
+    "normalized_weights", "weight_norms",
 ]  # fmt: skip

@@ -18,6 +18,9 @@ class Part:
     notebook: str
     points: int
     functions: dict = field(default_factory=dict)  # file -> function names (Class.method for methods)
+    # Graded functions of other parts that this part's functions call: the grader gives
+    # them the master's solution; every other part's function stays a stub.
+    needs: dict = field(default_factory=dict)
 
 
 PARTS = (
@@ -27,6 +30,7 @@ PARTS = (
         "02_batchnorm_backward",
         35,
         {"bnhelpers/batchnorm.py": ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_fast")},
+        {"bnhelpers/conventions.py": ("Convention.weight_on_new", "Convention.update")},
     ),
     Part(
         2,
@@ -51,6 +55,10 @@ PARTS = (
                 "groupnorm_forward",
                 "groupnorm_backward",
             ),
+        },
+        {
+            "bnhelpers/batchnorm.py": ("batchnorm_forward", "batchnorm_backward_fast"),
+            "bnhelpers/conventions.py": ("Convention.weight_on_new", "Convention.update"),
         },
     ),
     Part(4, "Questions across the notebooks", "01-07", 20),

@@ -57,7 +57,7 @@ PARTS = (
             ),
         },
         {
-            "bnhelpers/batchnorm.py": ("batchnorm_forward", "batchnorm_backward_fast"),
+            "bnhelpers/batchnorm.py": ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_fast"),
             "bnhelpers/conventions.py": ("Convention.weight_on_new", "Convention.update"),
         },
     ),

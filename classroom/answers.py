@@ -26,6 +26,7 @@ OPERATORS = {
     ast.UAdd: operator.pos,
 }
 CHOICE = re.compile(r"^[a-e]$")
+MAX_BITS = 1024  # integers beyond a float's range (about 2**1024) are not answers
 
 
 class AnswerError(ValueError):
@@ -35,6 +36,8 @@ class AnswerError(ValueError):
 def evaluate(node):
     """The value of an answer expression made of literals and arithmetic only."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str)):
+        if isinstance(node.value, int) and node.value.bit_length() > MAX_BITS:
+            raise AnswerError("the number is too large")
         return node.value
     if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
         left, right = evaluate(node.left), evaluate(node.right)
@@ -42,7 +45,12 @@ def evaluate(node):
             isinstance(node.op, ast.Pow) and abs(right) > 1000
         ):
             raise AnswerError("only numbers can be combined with + - * / **")
-        return OPERATORS[type(node.op)](left, right)
+        if isinstance(node.op, ast.Pow) and isinstance(left, int) and abs(left).bit_length() * abs(right) > MAX_BITS:
+            raise AnswerError("the number is too large")
+        value = OPERATORS[type(node.op)](left, right)
+        if isinstance(value, int) and value.bit_length() > MAX_BITS:
+            raise AnswerError("the number is too large")
+        return value
     if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:
         value = evaluate(node.operand)
         if not isinstance(value, (int, float)):
@@ -79,7 +87,7 @@ def answers_in(notebook_json):
                 if ANSWER_NAME.match(name):
                     try:
                         answers[name] = evaluate(node.value)
-                    except (AnswerError, ArithmeticError) as error:
+                    except (AnswerError, ArithmeticError, RecursionError) as error:
                         answers[name] = AnswerError(str(error))
     return answers
 

@@ -125,7 +125,10 @@ class Student:
         value, args_after, kwargs_after, self.contiguous = self._worker.call(function, *args, **kwargs)
         names = parameter_names(function)
         allowed = MUTABLE.get(function, set())
-        pairs = [(names[i] if i < len(names) else f"argument {i + 1}", a, b) for i, (a, b) in enumerate(zip(args, args_after))]
+        pairs = [
+            (names[i] if i < len(names) else f"argument {i + 1}", a, b)
+            for i, (a, b) in enumerate(zip(args, args_after, strict=False))
+        ]
         pairs += [(k, kwargs[k], kwargs_after.get(k)) for k in kwargs]
         for name, before, after in pairs:
             if name in allowed and isinstance(before, dict) and isinstance(after, dict):
@@ -163,7 +166,7 @@ def bound(dtype, n, condition=1.0, factor=16.0):
 
 
 def close(actual, expected, tolerance, what, dtype=None):
-    """Failed unless ``actual`` has expected's shape (and ``dtype``) and |actual - expected| <= tolerance (elementwise)."""
+    """Failed unless ``actual`` has expected's shape (and ``dtype``) and |actual - expected| <= tolerance everywhere."""
     if not isinstance(actual, np.ndarray):
         try:
             actual = np.asarray(actual)
@@ -180,7 +183,9 @@ def close(actual, expected, tolerance, what, dtype=None):
     tolerance = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), error.shape)
     bad = ~(error <= tolerance)  # NaN counts as bad
     if bad.any():
-        index = np.unravel_index(np.argmax(np.where(bad, np.nan_to_num(error, nan=np.inf) / tolerance, -1)), error.shape)
+        index = np.unravel_index(
+            np.argmax(np.where(bad, np.nan_to_num(error, nan=np.inf) / tolerance, -1)), error.shape
+        )
         raise Failed(
             f"{what}: wrong at {bad.sum()} of {bad.size} entries; at index {tuple(int(i) for i in index)} "
             f"got {float(actual[index]):.10g}, expected {float(expected[index]):.10g} "

@@ -140,7 +140,9 @@ def read_submission(entry, release_version):
     else:
         submission.notes.append("No manifest.json (was the zip made by `make submit`?); the files were graded anyway.")
     if manifest.get("release") not in (None, release_version):
-        submission.notes.append(f"Made from release {str(manifest['release'])[:40]}, graded against release {release_version}.")
+        submission.notes.append(
+            f"Made from release {str(manifest['release'])[:40]}, graded against release {release_version}."
+        )
     for path, data in sorted(found.items()):
         submission.files[path] = data
         expected = manifest.get("files", {}).get(path)
@@ -253,7 +255,16 @@ def run_part(part, submission, release, time_limit, isolate=True):
 
     def results(outcomes):
         return [
-            Result(part.number, c.name, c.text, part.points * c.weight / total_weight * ok, part.points * c.weight / total_weight, ok, message, c.public)
+            Result(
+                part.number,
+                c.name,
+                c.text,
+                part.points * c.weight / total_weight * ok,
+                part.points * c.weight / total_weight,
+                ok,
+                message,
+                c.public,
+            )
             for c, (ok, message) in zip(checks, outcomes, strict=True)
         ]
 
@@ -336,7 +347,9 @@ def grade_answers(submission):
             problem = form_problem(q.kind, value)
             if q.kind == "written":
                 text = "no answer" if problem else value.strip()
-                lines.append(f"- {q.name} (written, to be marked by a person, /{q.points}): {text}\n  rubric: {q.rubric}")
+                lines.append(
+                    f"- {q.name} (written, to be marked by a person, /{q.points}): {text}\n  rubric: {q.rubric}"
+                )
                 continue
             got = marks(q.kind, value, keys[q.name], q.tolerance, q.points)
         except (ArithmeticError, ValueError, TypeError) as error:  # an answer no check foresaw costs that answer only

@@ -17,7 +17,7 @@ started ends with it. Here, still privileged inside those namespaces:
 3. privileges dropped for good: as root, to a uid of its own (so that the
    process limit counts this worker's processes only); in a user namespace,
    every capability; ``no_new_privs`` either way;
-4. exec of the worker, which sets its limits on CPU time, address space,
+4. fork and exec of the worker, which sets its limits on CPU time, address space,
    processes, file size and open files before it imports any student code. The network namespace has no interface but a
    loopback that is down: no network.
 """
@@ -115,7 +115,17 @@ def main():
     os.chdir("/tmp")
     env = {"PATH": "/usr/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
     env.update(config["env"])
-    os.execve(config["python"], [config["python"], "-I", "-S", "/sandbox/worker.py"], env)
+    # The worker is not PID 1: the kernel does not deliver SIGXCPU to a PID namespace's
+    # init. This process waits for it, then exits, and every process left in the namespace dies.
+    worker = os.fork()
+    if worker == 0:
+        os.execve(config["python"], [config["python"], "-I", "-S", "/sandbox/worker.py"], env)
+    for fd in (0, 1):
+        os.close(fd)
+    while True:
+        pid, status = os.wait()
+        if pid == worker:
+            os._exit(128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,12 @@ def encode(value):
                 raise WireError(f"arrays of dtype {a.dtype} cannot be sent")
             a = a.astype(a.dtype.newbyteorder("<"), copy=False)
             buffers.append(np.ascontiguousarray(a).tobytes())
-            return {"$nd": len(buffers) - 1, "dtype": a.dtype.str, "shape": list(a.shape), "c": bool(v.flags.c_contiguous)}
+            return {
+                "$nd": len(buffers) - 1,
+                "dtype": a.dtype.str,
+                "shape": list(a.shape),
+                "c": bool(v.flags.c_contiguous),
+            }
         if isinstance(v, tuple) and hasattr(v, "_fields"):
             return {"$nt": type(v).__name__, "fields": {f: enc(getattr(v, f), depth + 1) for f in v._fields}}
         if isinstance(v, tuple):

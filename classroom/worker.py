@@ -91,7 +91,12 @@ def main():
             answer = {"value": value, "args": args, "kwargs": kwargs}
             send(answer)
         except wire.WireError as error:
-            send({"error": "ReturnValueError", "message": f"it returned or stored a value the grader cannot read: {error}"})
+            send(
+                {
+                    "error": "ReturnValueError",
+                    "message": f"it returned or stored a value the grader cannot read: {error}",
+                }
+            )
         except BaseException as error:  # noqa: BLE001
             send(problem(error))
 

@@ -26,7 +26,10 @@ def weight(student, preset, momentum, k):
     return a
 
 
-@check(2, "weight_on_new uses the momentum it is given, in the convention's meaning (weight on the new value for PyTorch, on the old one elsewhere).")
+@check(
+    2,
+    "weight_on_new uses the momentum it is given, in the convention's meaning (weight on the new value for PyTorch, on the old one elsewhere).",
+)
 def weight_on_new_uses_its_momentum(student):
     for preset, c in sorted(master.CONVENTIONS.items()):
         for momentum in (c.momentum, 0.3, 0.75):
@@ -41,10 +44,15 @@ def momentum_zero_is_not_none(student):
     for preset, c in (("house", master.CONVENTIONS["house"]), ("pytorch", master.CONVENTIONS["pytorch"])):
         a = weight(student, preset, 0.0, 4)
         if a != expected_a(c, 0.0, 4):
-            raise Failed(f"{preset}: weight_on_new(0.0, 4) returned {a!r}, expected {expected_a(c, 0.0, 4)!r} (test `momentum is None`, not `not momentum`)")
+            raise Failed(
+                f"{preset}: weight_on_new(0.0, 4) returned {a!r}, expected {expected_a(c, 0.0, 4)!r} (test `momentum is None`, not `not momentum`)"
+            )
 
 
-@check(1, "PyTorch's momentum=None: weight_on_new gives 1/k, so after k batches the running mean is the mean of the k batch means.")
+@check(
+    1,
+    "PyTorch's momentum=None: weight_on_new gives 1/k, so after k batches the running mean is the mean of the k batch means.",
+)
 def cumulative_average(student):
     for k in (1, 2, 4, 7):
         a = weight(student, "pytorch", None, k)
@@ -54,8 +62,15 @@ def cumulative_average(student):
     for k in range(1, 8):
         batch_mean = rng.standard_normal(3)
         means.append(batch_mean)
-        mean, var = result(student.convention("pytorch", "update", mean, var, batch_mean, np.ones(3), 10, None, k), 2, "update")
-    close(mean, np.mean(means, axis=0), bound(np.float64, 8, 8) * 4, "the running mean after seven batches with momentum None")
+        mean, var = result(
+            student.convention("pytorch", "update", mean, var, batch_mean, np.ones(3), 10, None, k), 2, "update"
+        )
+    close(
+        mean,
+        np.mean(means, axis=0),
+        bound(np.float64, 8, 8) * 4,
+        "the running mean after seven batches with momentum None",
+    )
 
 
 def independent_update(c, running_mean, running_var, batch_mean, batch_var, n, momentum, k):
@@ -64,7 +79,10 @@ def independent_update(c, running_mean, running_var, batch_mean, batch_var, n, m
     return (1 - a) * running_mean + a * batch_mean, (1 - a) * running_var + a * stored
 
 
-@check(3, "update follows each framework's convention (momentum meaning, unbiased n/(n-1) or biased variance) over six batches of varying size.")
+@check(
+    3,
+    "update follows each framework's convention (momentum meaning, unbiased n/(n-1) or biased variance) over six batches of varying size.",
+)
 def every_convention_over_several_batches(student):
     for preset, c in sorted(master.CONVENTIONS.items()):
         rng = np.random.default_rng(len(preset))
@@ -72,32 +90,59 @@ def every_convention_over_several_batches(student):
         expected, scale = (mean, var), (np.zeros(4), np.full(4, c.running_var_init))
         for k in range(1, 7):
             batch_mean, batch_var, n = rng.standard_normal(4), rng.random(4) + 0.1, int(rng.integers(2, 50))
-            mean, var = result(student.convention(preset, "update", mean, var, batch_mean, batch_var, n, c.momentum, k), 2, "update")
+            mean, var = result(
+                student.convention(preset, "update", mean, var, batch_mean, batch_var, n, c.momentum, k), 2, "update"
+            )
             expected = independent_update(c, *expected, batch_mean, batch_var, n, c.momentum, k)
             # Each step's rounding, relative to the magnitudes combined (not to a result that may cancel to near zero).
             scale = (np.maximum(scale[0], np.abs(batch_mean)), np.maximum(scale[1], batch_var * 2))
-        for what, got, want, s in (("running_mean", mean, expected[0], scale[0]), ("running_var", var, expected[1], scale[1])):
+        for what, got, want, s in (
+            ("running_mean", mean, expected[0], scale[0]),
+            ("running_var", var, expected[1], scale[1]),
+        ):
             close(got, want, bound(np.float64, 6, 2) * s, f"{preset}: {what} after six batches")
 
 
-@check(1, "update returns arrays in the running statistics' dtype (float32 stays float32) and leaves every input unchanged.")
+@check(
+    1,
+    "update returns arrays in the running statistics' dtype (float32 stays float32) and leaves every input unchanged.",
+)
 def update_keeps_float32_and_inputs(student):
     student.modified.clear()
     running_mean, running_var = np.zeros(3, np.float32), np.ones(3, np.float32)
     batch_mean, batch_var = np.array([1.0, 2, 3]), np.array([2.0, 2, 2])
-    new_mean, new_var = result(student.convention("keras", "update", running_mean, running_var, batch_mean, batch_var, 8, 0.99, 1), 2, "update")
+    new_mean, new_var = result(
+        student.convention("keras", "update", running_mean, running_var, batch_mean, batch_var, 8, 0.99, 1), 2, "update"
+    )
     close(new_mean, [0.01, 0.02, 0.03], bound(np.float32, 2, 2) * 3, "the new running mean (float32)", np.float32)
     close(new_var, [1.01, 1.01, 1.01], bound(np.float32, 2, 2) * 2, "the new running variance (float32)", np.float32)
     if student.modified:
-        raise Failed(f"your function modified its input: update changed {student.modified[0][1]} in place (return new arrays instead)")
+        raise Failed(
+            f"your function modified its input: update changed {student.modified[0][1]} in place (return new arrays instead)"
+        )
 
 
-@check(1, "The house update keeps momentum on the old value with the biased variance; PyTorch's weights the new value and stores n/(n-1) times it (public tests).")
+@check(
+    1,
+    "The house update keeps momentum on the old value with the biased variance; PyTorch's weights the new value and stores n/(n-1) times it (public tests).",
+)
 def house_and_pytorch_updates(student):
-    new_mean, new_var = result(student.convention("house", "update", np.zeros(3), np.ones(3), np.array([1.0, 2.0, 3.0]), np.array([4.0, 4.0, 4.0]), 10, 0.9, 1), 2, "update")
+    new_mean, new_var = result(
+        student.convention(
+            "house", "update", np.zeros(3), np.ones(3), np.array([1.0, 2.0, 3.0]), np.array([4.0, 4.0, 4.0]), 10, 0.9, 1
+        ),
+        2,
+        "update",
+    )
     close(new_mean, [0.1, 0.2, 0.3], 1e-15, "house: the running mean")
     close(new_var, [1.3, 1.3, 1.3], 1e-15, "house: the running variance")
-    new_mean, new_var = result(student.convention("pytorch", "update", np.zeros(2), np.ones(2), np.array([1.0, -1.0]), np.array([4.0, 8.0]), 5, 0.1, 1), 2, "update")
+    new_mean, new_var = result(
+        student.convention(
+            "pytorch", "update", np.zeros(2), np.ones(2), np.array([1.0, -1.0]), np.array([4.0, 8.0]), 5, 0.1, 1
+        ),
+        2,
+        "update",
+    )
     close(new_mean, [0.1, -0.1], 1e-15, "pytorch: the running mean")
     close(new_var, [0.9 + 0.1 * 5.0, 0.9 + 0.1 * 10.0], 1e-14, "pytorch: the running variance")
 
@@ -111,7 +156,9 @@ def fold_case(shape, with_bias, seed, eps):
     mean, var = rng.standard_normal(D_out), rng.random(D_out) + 0.01
     y = x @ W + (b if with_bias else 0)
     expected = gamma * (y - mean) / np.sqrt(var + eps) + beta
-    scale = np.abs(gamma) / np.sqrt(var + eps) * (np.abs(x) @ np.abs(W) + np.abs(b if with_bias else 0) + np.abs(mean)) + np.abs(beta)
+    scale = np.abs(gamma) / np.sqrt(var + eps) * (
+        np.abs(x) @ np.abs(W) + np.abs(b if with_bias else 0) + np.abs(mean)
+    ) + np.abs(beta)
     return x, W, b, gamma, beta, mean, var, expected, bound(np.float64, D_in, 4) * scale
 
 
@@ -124,7 +171,9 @@ def fold_equals_linear_then_bn(student):
             W_f, b_f = result(student.batchnorm_fold(W, b, gamma, beta, mean, var, eps=eps), 2, "batchnorm_fold")
             W_f, b_f = np.asarray(W_f), np.asarray(b_f)
             if W_f.shape != W.shape or b_f.shape != (shape[1],):
-                raise Failed(f"batchnorm_fold returned shapes {W_f.shape} and {b_f.shape}, expected {W.shape} and {(shape[1],)}")
+                raise Failed(
+                    f"batchnorm_fold returned shapes {W_f.shape} and {b_f.shape}, expected {W.shape} and {(shape[1],)}"
+                )
             what = f"x @ W_folded + b_folded for W of shape {shape}, {'with' if with_bias else 'without'} a bias, eps = {eps}"
             close(x @ W_f + b_f, expected, tolerance, what)
 
@@ -134,7 +183,9 @@ def fold_keeps_float32_and_inputs(student):
     student.modified.clear()
     rng = np.random.default_rng(2)
     W, b = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
-    W_f, b_f = result(student.batchnorm_fold(W, b, np.ones(3), np.zeros(3), np.zeros(3), np.full(3, 4.0)), 2, "batchnorm_fold")
+    W_f, b_f = result(
+        student.batchnorm_fold(W, b, np.ones(3), np.zeros(3), np.zeros(3), np.full(3, 4.0)), 2, "batchnorm_fold"
+    )
     close(W_f, W / np.sqrt(4.0 + 1e-5), bound(np.float32, 1, 2) * np.abs(W), "W_folded", np.float32)
     close(b_f, b / np.sqrt(4.0 + 1e-5), bound(np.float32, 1, 2) * np.abs(b), "b_folded", np.float32)
     if student.modified:

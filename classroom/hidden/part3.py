@@ -16,7 +16,11 @@ SPATIAL_SHAPES = [(2, 1, 1, 1), (1, 3, 2, 2), (4, 5, 3, 7), (3, 4, 5, 6)]
 def maps(shape, seed, dtype=np.float64):
     rng = np.random.default_rng(seed)
     C = shape[1]
-    return (3 * rng.standard_normal(shape) - 1).astype(dtype), rng.standard_normal(C).astype(dtype), rng.standard_normal(C).astype(dtype)
+    return (
+        (3 * rng.standard_normal(shape) - 1).astype(dtype),
+        rng.standard_normal(C).astype(dtype),
+        rng.standard_normal(C).astype(dtype),
+    )
 
 
 def normalized(x, axis, eps):
@@ -34,7 +38,10 @@ def nchw_to_rows(x):
     return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
 
 
-@check(2, "to_rows gives an (N*H*W, C) matrix whose rows are the channel vectors, in both layouts, and from_rows gives x back exactly.")
+@check(
+    2,
+    "to_rows gives an (N*H*W, C) matrix whose rows are the channel vectors, in both layouts, and from_rows gives x back exactly.",
+)
 def rows_round_trip(student):
     for layout in ("NCHW", "NHWC"):
         x, _, _ = maps((3, 4, 5, 6), seed=0)
@@ -61,7 +68,9 @@ def from_rows_is_contiguous(student):
         if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape:
             raise Failed(f"from_rows({layout}) must return a float32 array of shape {shape}")
         if not student.contiguous[0]:
-            raise Failed(f"from_rows(rows, shape, '{layout}') returned a non-contiguous view: make it C-contiguous (np.ascontiguousarray)")
+            raise Failed(
+                f"from_rows(rows, shape, '{layout}') returned a non-contiguous view: make it C-contiguous (np.ascontiguousarray)"
+            )
 
 
 def spatial_expected(x, gamma, beta, layout, eps=1e-5):
@@ -74,7 +83,9 @@ def spatial_expected(x, gamma, beta, layout, eps=1e-5):
     return out, tolerance
 
 
-@check(3, "Spatial BN equals BN of the (N*H*W, C) matrix of channel vectors, running statistics included, in both layouts.")
+@check(
+    3, "Spatial BN equals BN of the (N*H*W, C) matrix of channel vectors, running statistics included, in both layouts."
+)
 def spatial_forward_is_bn_of_the_rows(student):
     for shape in SPATIAL_SHAPES:
         for layout in ("NCHW", "NHWC"):
@@ -82,24 +93,42 @@ def spatial_forward_is_bn_of_the_rows(student):
             if layout == "NHWC":
                 x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             bn_param = {"mode": "train"}
-            out, _ = result(student.spatial_batchnorm_forward(x, gamma, beta, bn_param, layout=layout), 2, "spatial_batchnorm_forward")
+            out, _ = result(
+                student.spatial_batchnorm_forward(x, gamma, beta, bn_param, layout=layout),
+                2,
+                "spatial_batchnorm_forward",
+            )
             expected, tolerance = spatial_expected(x, gamma, beta, layout)
             close(out, expected, tolerance, f"the output for x of shape {shape} ({layout})", np.float64)
             rows = nchw_to_rows(x) if layout == "NCHW" else x.reshape(-1, shape[1])
-            close(bn_param.get("running_var"), 0.9 + 0.1 * rows.var(axis=0), bound(np.float64, len(rows), 10) * (1 + rows.var(axis=0) + rows.mean(axis=0) ** 2), f"running_var for x of shape {shape} ({layout})")
+            close(
+                bn_param.get("running_var"),
+                0.9 + 0.1 * rows.var(axis=0),
+                bound(np.float64, len(rows), 10) * (1 + rows.var(axis=0) + rows.mean(axis=0) ** 2),
+                f"running_var for x of shape {shape} ({layout})",
+            )
 
 
-def gradient_check_against_master(student, forward, backward, master_forward, master_backward, x, args, what, dtype=np.float64):
+def gradient_check_against_master(
+    student, forward, backward, master_forward, master_backward, x, args, what, dtype=np.float64
+):
     """The student's backward on the master's cache against the master's gradients (float64)."""
     rng = np.random.default_rng(99)
     dout = rng.standard_normal(x.shape).astype(dtype)
-    _, cache64 = master_forward(x.astype(np.float64), *[a.astype(np.float64) if isinstance(a, np.ndarray) else a for a in args])
+    _, cache64 = master_forward(
+        x.astype(np.float64), *[a.astype(np.float64) if isinstance(a, np.ndarray) else a for a in args]
+    )
     expected = master_backward(dout.astype(np.float64), cache64)
     _, cache = master_forward(x, *args)
     got = result(getattr(student, backward)(dout, cache), 3, backward)
     # Error bound: the closed form's terms, each of size |gamma| * |dout| / std, summed over the group of n values.
     n = x.size // (cache64.std.size if hasattr(cache64, "std") else cache64.bn.std.size)
-    magnitude = np.abs(dout).max() * np.abs(args[0]).max() * 4 / float(np.min(cache64.std if hasattr(cache64, "std") else cache64.bn.std))
+    magnitude = (
+        np.abs(dout).max()
+        * np.abs(args[0]).max()
+        * 4
+        / float(np.min(cache64.std if hasattr(cache64, "std") else cache64.bn.std))
+    )
     b = bound(dtype, n, 10, factor=32)
     for name, g, e in zip(("dx", "dgamma", "dbeta"), got, expected, strict=True):
         scale = magnitude * (3 if name == "dx" else np.abs(dout).size)
@@ -113,37 +142,81 @@ def spatial_backward_is_right(student):
         if layout == "NHWC":
             x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
-        def forward(x, g, b):
+        def forward(x, g, b, layout=layout):
             return master.spatial_batchnorm_forward(x, g, b, {"mode": "train"}, layout=layout)
 
-        gradient_check_against_master(student, None, "spatial_batchnorm_backward", forward, master.spatial_batchnorm_backward, x, (gamma, beta), layout)
+        gradient_check_against_master(
+            student,
+            None,
+            "spatial_batchnorm_backward",
+            forward,
+            master.spatial_batchnorm_backward,
+            x,
+            (gamma, beta),
+            layout,
+        )
 
 
 @check(1, "Spatial BN keeps float32: float32 feature maps give float32 outputs and gradients.")
 def spatial_keeps_float32(student):
     x, gamma, beta = maps((4, 3, 5, 5), seed=3, dtype=np.float32)
-    out, _ = result(student.spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}), 2, "spatial_batchnorm_forward")
+    out, _ = result(
+        student.spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}), 2, "spatial_batchnorm_forward"
+    )
     expected, tolerance = spatial_expected(x, gamma, beta, "NCHW")
     close(out, expected, tolerance * 2**29, "the float32 output", np.float32)
-    gradient_check_against_master(student, None, "spatial_batchnorm_backward", lambda x, g, b: master.spatial_batchnorm_forward(x, g, b, {"mode": "train"}), master.spatial_batchnorm_backward, x, (gamma, beta), "float32", np.float32)
+    gradient_check_against_master(
+        student,
+        None,
+        "spatial_batchnorm_backward",
+        lambda x, g, b: master.spatial_batchnorm_forward(x, g, b, {"mode": "train"}),
+        master.spatial_batchnorm_backward,
+        x,
+        (gamma, beta),
+        "float32",
+        np.float32,
+    )
 
 
 @check(3, "LayerNorm equals gamma * (x - row mean) / sqrt(row var + eps) + beta, for the eps given.")
 def layernorm_matches_the_formula(student):
     for shape, eps in (((1, 4), 0.01), ((2, 9), 0.01), ((7, 30), 1e-5), ((3, 5), 0.5)):
         rng = np.random.default_rng(sum(shape))
-        x, gamma, beta = 2 * rng.standard_normal(shape) + 1, rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
+        x, gamma, beta = (
+            2 * rng.standard_normal(shape) + 1,
+            rng.standard_normal(shape[1]),
+            rng.standard_normal(shape[1]),
+        )
         out, _ = result(student.layernorm_forward(x, gamma, beta, {"eps": eps}), 2, "layernorm_forward")
         x_hat, err = normalized(x, 1, eps)
-        close(out, gamma * x_hat + beta, err * np.abs(gamma) + bound(np.float64, 1) * np.abs(beta), f"the output for x of shape {shape}, eps = {eps}", np.float64)
+        close(
+            out,
+            gamma * x_hat + beta,
+            err * np.abs(gamma) + bound(np.float64, 1) * np.abs(beta),
+            f"the output for x of shape {shape}, eps = {eps}",
+            np.float64,
+        )
 
 
 @check(3, "layernorm_backward gives the right dx, dgamma and dbeta.")
 def layernorm_backward_is_right(student):
     for shape in ((1, 4), (2, 9), (7, 30), (4, 6)):
         rng = np.random.default_rng(sum(shape))
-        x, gamma, beta = 2 * rng.standard_normal(shape) + 1, rng.standard_normal(shape[1]), rng.standard_normal(shape[1])
-        gradient_check_against_master(student, None, "layernorm_backward", lambda x, g, b: master.layernorm_forward(x, g, b, {}), master.layernorm_backward, x, (gamma, beta), f"x of shape {shape}")
+        x, gamma, beta = (
+            2 * rng.standard_normal(shape) + 1,
+            rng.standard_normal(shape[1]),
+            rng.standard_normal(shape[1]),
+        )
+        gradient_check_against_master(
+            student,
+            None,
+            "layernorm_backward",
+            lambda x, g, b: master.layernorm_forward(x, g, b, {}),
+            master.layernorm_backward,
+            x,
+            (gamma, beta),
+            f"x of shape {shape}",
+        )
 
 
 @check(1, "A sample's LayerNorm output is the same alone or in a batch.")
@@ -153,7 +226,12 @@ def layernorm_is_per_sample(student):
     batch, _ = result(student.layernorm_forward(x, gamma, beta, {}), 2, "layernorm_forward")
     alone, _ = result(student.layernorm_forward(x[2:3].copy(), gamma, beta, {}), 2, "layernorm_forward")
     _, err = normalized(x[2:3], 1, 1e-5)
-    close(np.asarray(alone)[0], np.asarray(batch)[2], 2 * (err * np.abs(gamma) + bound(np.float64, 1) * np.abs(beta))[0], "sample 2 alone against in the batch")
+    close(
+        np.asarray(alone)[0],
+        np.asarray(batch)[2],
+        2 * (err * np.abs(gamma) + bound(np.float64, 1) * np.abs(beta))[0],
+        "sample 2 alone against in the batch",
+    )
 
 
 @check(3, "GroupNorm standardizes each group of C/G channels per sample, for G = 1, 2 and C, for the eps given.")
@@ -173,7 +251,16 @@ def groupnorm_matches_the_formula(student):
 def groupnorm_backward_is_right(student):
     for G in (1, 2, 6):
         x, gamma, beta = maps((3, 6, 2, 3), seed=G)
-        gradient_check_against_master(student, None, "groupnorm_backward", lambda x, g, b, G=G: master.groupnorm_forward(x, g, b, G, {}), master.groupnorm_backward, x, (gamma, beta), f"G = {G}")
+        gradient_check_against_master(
+            student,
+            None,
+            "groupnorm_backward",
+            lambda x, g, b, G=G: master.groupnorm_forward(x, g, b, G, {}),
+            master.groupnorm_backward,
+            x,
+            (gamma, beta),
+            f"G = {G}",
+        )
 
 
 @check(1, "LayerNorm and GroupNorm keep float32: float32 input gives float32 outputs and gradients.")
@@ -182,13 +269,41 @@ def per_sample_norms_keep_float32(student):
     ones, zeros = np.ones(4, np.float32), np.zeros(4, np.float32)
     out, _ = result(student.groupnorm_forward(x, ones, zeros, 2, {}), 2, "groupnorm_forward")
     x_hat, err = normalized(x.reshape(4, 2, -1), 2, 1e-5)
-    close(out, x_hat.reshape(x.shape), np.broadcast_to(err, x_hat.shape).reshape(x.shape) * 2**29, "GroupNorm's float32 output", np.float32)
-    gradient_check_against_master(student, None, "groupnorm_backward", lambda x, g, b: master.groupnorm_forward(x, g, b, 2, {}), master.groupnorm_backward, x, (ones, zeros), "GroupNorm, float32", np.float32)
+    close(
+        out,
+        x_hat.reshape(x.shape),
+        np.broadcast_to(err, x_hat.shape).reshape(x.shape) * 2**29,
+        "GroupNorm's float32 output",
+        np.float32,
+    )
+    gradient_check_against_master(
+        student,
+        None,
+        "groupnorm_backward",
+        lambda x, g, b: master.groupnorm_forward(x, g, b, 2, {}),
+        master.groupnorm_backward,
+        x,
+        (ones, zeros),
+        "GroupNorm, float32",
+        np.float32,
+    )
     flat = x.reshape(4, -1)
-    out, _ = result(student.layernorm_forward(flat, np.ones(36, np.float32), np.zeros(36, np.float32), {}), 2, "layernorm_forward")
+    out, _ = result(
+        student.layernorm_forward(flat, np.ones(36, np.float32), np.zeros(36, np.float32), {}), 2, "layernorm_forward"
+    )
     x_hat, err = normalized(flat, 1, 1e-5)
     close(out, x_hat, err * 2**29, "LayerNorm's float32 output", np.float32)
-    gradient_check_against_master(student, None, "layernorm_backward", lambda x, g, b: master.layernorm_forward(x, g, b, {}), master.layernorm_backward, flat, (np.ones(36, np.float32), np.zeros(36, np.float32)), "LayerNorm, float32", np.float32)
+    gradient_check_against_master(
+        student,
+        None,
+        "layernorm_backward",
+        lambda x, g, b: master.layernorm_forward(x, g, b, {}),
+        master.layernorm_backward,
+        flat,
+        (np.ones(36, np.float32), np.zeros(36, np.float32)),
+        "LayerNorm, float32",
+        np.float32,
+    )
 
 
 @check(1, "Your functions do not modify their inputs (x, gamma, beta, dout or the cache).")
@@ -208,4 +323,6 @@ def inputs_are_not_modified(student):
     student.from_rows(nchw_to_rows(x).copy(), x.shape, "NCHW")
     if student.modified:
         function, name = student.modified[0]
-        raise Failed(f"your function modified its input: {function} changed its argument {name} in place (compute new arrays instead)")
+        raise Failed(
+            f"your function modified its input: {function} changed its argument {name} in place (compute new arrays instead)"
+        )

@@ -12,6 +12,9 @@
 # For instructors (docs/instructors.md):
 #   make release                   the student edition in dist/student/
 #   make grade SUBMISSIONS=folder  grade every submission in folder: grades/grades.csv and feedback
+#   make gradescope                the Gradescope autograder zip in dist/gradescope.zip
+#   make grader-check              the grader's own proofs: a hostile batch and the mutation run (CI runs it)
+#   make nbgrader                  check the master with nbgrader's own generate_assignment (optional .venv-nbgrader)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -28,7 +31,7 @@ SOLUTIONS := $(sort $(wildcard solutions/*.ipynb))
 BLAS_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 TEST_ENV := $(BLAS_ENV) BNHELPERS_PROGRESS=0
 
-.PHONY: setup lab test unit notebooks solutions nbval course html claims oldest bench lint release grade clean
+.PHONY: setup lab test unit notebooks solutions nbval course html claims oldest bench lint release grade gradescope grader-check nbgrader clean
 
 setup: $(STAMP)
 
@@ -116,6 +119,16 @@ GRADE_FLAGS ?=
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder-of-submissions [GRADE_FLAGS='--time-limit 60']"; exit 2; }
 	$(BLAS_ENV) $(BIN)/python -m classroom.grade "$(SUBMISSIONS)" --out grades $(GRADE_FLAGS)
+
+GRADESCOPE_FLAGS ?=
+gradescope: setup
+	$(BIN)/python -m classroom.gradescope --out dist/gradescope.zip $(GRADESCOPE_FLAGS)
+
+# The grader's own proofs, slower than make test (CI runs them after make solutions): a batch of
+# hostile submissions graded with honest ones, and the mutation run (every catalogued mistake
+# loses points, every correct alternative gets full marks).
+grader-check: setup
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -rA classroom/selftest
 
 clean:
 	rm -rf build dist .pytest_cache

@@ -313,3 +313,39 @@ def test_solutions_copied_back_give_the_master(student):
         assert len(master) == len(released)
         for m, r in zip(master, released, strict=True):
             assert m == r or regions(m.splitlines()), f"{nb.name}: a cell without a solution region differs"
+
+
+# --- 5. Gradescope -------------------------------------------------------------------------------------
+
+GRADESCOPE_FIELDS = {"score", "output", "visibility", "stdout_visibility", "extra_data", "tests"}
+VISIBILITIES = {"visible", "hidden", "after_due_date", "after_published"}
+
+
+def test_gradescope_autograder_grades_an_upload_in_gradescopes_layout(tmp_path):
+    """The zip of `make gradescope`, unpacked and run as Gradescope does, writes a valid results.json."""
+    from classroom import gradescope
+
+    archive = gradescope.build(tmp_path / "gradescope.zip")
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        assert {"setup.sh", "run_autograder"} <= names, "both scripts at the zip's root"
+        assert not any(name.startswith("tests/") or name.startswith("solutions/") for name in names)
+        zf.extractall(root / "source")
+    (root / "submission").mkdir()
+    pack(root / "submission" / "submission.zip", master_files())
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable)
+    env["PYTHONPATH"] = str(root / "source")
+    subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=True, capture_output=True)
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert GRADESCOPE_FIELDS <= results.keys()
+    automatic = sum(p.points for p in PARTS) - sum(q.points for q in QUESTIONS if q.kind == "written")
+    assert results["score"] == automatic, results["output"]
+    assert results["visibility"] in VISIBILITIES and results["stdout_visibility"] in VISIBILITIES
+    tests = results["tests"]
+    assert len(tests) >= 30 and all({"score", "max_score", "name", "output", "visibility"} <= t.keys() for t in tests)
+    assert all(t["visibility"] in VISIBILITIES and t["score"] == t["max_score"] for t in tests)
+    assert {t["visibility"] for t in tests} == {"visible", "after_due_date"}, (
+        "hidden checks' details after the due date"
+    )
+    assert abs(sum(t["max_score"] for t in tests) - automatic) < 0.01

@@ -54,7 +54,11 @@ def forward_matches_the_formula(student):
         close(out, expected_forward(x, gamma, beta, 1e-5), tolerance, f"the output for x of shape {shape}", np.float64)
 
 
-@check(1, "Each feature of the training-mode output has mean beta and standard deviation |gamma| (public test).")
+@check(
+    1,
+    "Each feature of the training-mode output has mean beta and standard deviation |gamma| (public test).",
+    public=True,
+)
 def forward_output_statistics(student):
     x, gamma, beta, _ = batch(8, 5, seed=0)
     out, _, _ = train(student, x, gamma, beta, eps=1e-12)

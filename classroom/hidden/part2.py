@@ -125,6 +125,7 @@ def update_keeps_float32_and_inputs(student):
 @check(
     1,
     "The house update keeps momentum on the old value with the biased variance; PyTorch's weights the new value and stores n/(n-1) times it (public tests).",
+    public=True,
 )
 def house_and_pytorch_updates(student):
     new_mean, new_var = result(

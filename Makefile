@@ -130,5 +130,15 @@ gradescope: setup
 grader-check: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider -rA classroom/selftest
 
+# nbgrader's own generate_assignment on the master notebooks (optional environment, like make oldest).
+nbgrader: setup .venv-nbgrader/.installed
+	$(BIN)/python -m classroom.nbgrader_metadata --nbgrader .venv-nbgrader/bin/nbgrader
+
+.venv-nbgrader/.installed: requirements-nbgrader.txt
+	test -x .venv-nbgrader/bin/python || $(PYTHON) -m venv .venv-nbgrader
+	.venv-nbgrader/bin/python -m pip install --quiet --upgrade pip
+	.venv-nbgrader/bin/python -m pip install --quiet -r requirements-nbgrader.txt
+	touch $@
+
 clean:
 	rm -rf build dist .pytest_cache

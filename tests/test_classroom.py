@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -349,3 +350,22 @@ def test_gradescope_autograder_grades_an_upload_in_gradescopes_layout(tmp_path):
         "hidden checks' details after the due date"
     )
     assert abs(sum(t["max_score"] for t in tests) - automatic) < 0.01
+
+
+def test_every_answer_cell_has_its_nbgrader_metadata():
+    """nbgrader's generate_assignment needs it (make nbgrader runs the real thing)."""
+    from classroom import nbgrader_metadata
+
+    assert nbgrader_metadata.missing() == []
+    course = Path(tempfile.mkdtemp())
+    try:
+        folder = nbgrader_metadata.nbgrader_source(course)
+        tests = [
+            c
+            for nb in folder.glob("*.ipynb")
+            for c in json.loads(nb.read_text())["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade_id", "").endswith("_test")
+        ]
+        assert len(tests) == sum(q.kind != "written" for q in QUESTIONS)
+    finally:
+        shutil.rmtree(course)

@@ -10,7 +10,7 @@
 #   make bench   speed and memory against PyTorch (optional requirements-bench.txt)
 #   make lint    ruff: lint rules and formatting (pyproject.toml), as CI runs it
 # For instructors (docs/instructors.md):
-#   make release                   the student edition in dist/student/
+#   make release                   the student edition in dist/student/ (RELEASE_FLAGS=--withhold-derivation)
 #   make grade SUBMISSIONS=folder  grade every submission in folder: grades/grades.csv and feedback
 #   make gradescope                the Gradescope autograder zip in dist/gradescope.zip
 #   make grader-check              the grader's own proofs: a hostile batch and the mutation run (CI runs it)
@@ -112,8 +112,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_batchnorm.py
 	$(BIN)/python benchmarks/bench_training.py
 
+# RELEASE_FLAGS=--withhold-derivation: students derive Part 1's closed-form backward pass themselves.
+RELEASE_FLAGS ?=
 release: setup
-	$(BIN)/python -m classroom.release --out dist/student
+	$(BIN)/python -m classroom.release --out dist/student $(RELEASE_FLAGS)
 
 GRADE_FLAGS ?=
 grade: setup

@@ -118,8 +118,17 @@ def read_folder(entry, notes):
     return found
 
 
+def accepted_versions(release):
+    """The versions of the release editions a submission may come from (with or without the derivation)."""
+    return (version_of(release), version_of(release_files(withhold_derivation=True)))
+
+
 def read_submission(entry, release_version):
-    """A Submission from a zip file or a folder; never raises for bad content."""
+    """A Submission from a zip file or a folder; never raises for bad content.
+
+    ``release_version``: the version, or a tuple of the versions, this batch grades against.
+    """
+    accepted = release_version if isinstance(release_version, tuple) else (release_version,)
     submission = Submission(entry.stem if entry.is_file() else entry.name)
     try:
         if entry.is_symlink():
@@ -139,9 +148,9 @@ def read_submission(entry, release_version):
             submission.notes.append("manifest.json is not valid; the files were graded anyway.")
     else:
         submission.notes.append("No manifest.json (was the zip made by `make submit`?); the files were graded anyway.")
-    if manifest.get("release") not in (None, release_version):
+    if manifest.get("release") not in (None, *accepted):
         submission.notes.append(
-            f"Made from release {str(manifest['release'])[:40]}, graded against release {release_version}."
+            f"Made from release {str(manifest['release'])[:40]}, graded against release {accepted[0]}."
         )
     for path, data in sorted(found.items()):
         submission.files[path] = data
@@ -411,7 +420,7 @@ def grade(submissions, out, time_limit=60.0, jobs=None, unsafe=False):
         raise NotADirectoryError(f"SUBMISSIONS must be a folder of submission zips or folders, got {submissions}")
     isolate = check_isolation(unsafe)
     release = release_files()
-    version = version_of(release)
+    version = accepted_versions(release)
     out.mkdir(parents=True, exist_ok=True)
     entries = sorted(p for p in submissions.iterdir() if not p.name.startswith("."))
 

@@ -24,9 +24,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .grade import check_isolation, grade_one
+from .grade import accepted_versions, check_isolation, grade_one
 from .parts import PARTS, QUESTIONS, STUDENT_FILES
-from .release import ROOT, release_files, version_of
+from .release import ROOT, release_files
 
 SOURCES = ("bnhelpers", "classroom", "notebooks", "data", "requirements.txt", "pyproject.toml", "LICENSE")
 SETUP = """#!/usr/bin/env bash
@@ -119,7 +119,7 @@ def run(unsafe=False, time_limit=60.0):
         release = release_files()
         with tempfile.TemporaryDirectory() as scratch:
             entry = submission_entry(root / "submission", scratch)
-            row, feedback, details = grade_one(entry, release, version_of(release), time_limit, isolate)
+            row, feedback, details = grade_one(entry, release, accepted_versions(release), time_limit, isolate)
         data = results_json(row, feedback, details)
     except Exception as error:  # noqa: BLE001 - the harness must always get a results.json
         data = {"score": 0.0, "output": f"The autograder failed: {type(error).__name__}: {error}", "tests": []}

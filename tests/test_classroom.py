@@ -369,3 +369,27 @@ def test_every_answer_cell_has_its_nbgrader_metadata():
         assert len(tests) == sum(q.kind != "written" for q in QUESTIONS)
     finally:
         shutil.rmtree(course)
+
+
+def test_derivation_withheld_edition_leaves_out_the_closed_form(tmp_path):
+    """--withhold-derivation: no closed form in docstrings or notebooks; the same functions are graded."""
+    files = release.release_files(withhold_derivation=True)
+    closed_form = (
+        "dout_i - dbeta",
+        "N * dout - dbeta",
+        r"\frac{\gamma r}{N}",
+        r"\frac{\gamma\, r}{N}",
+        "mean_d (dx_hat",
+    )
+    for path, data in files.items():
+        if not path.endswith(".npz"):
+            text = data.decode()
+            assert not [f for f in closed_form if f in text], path
+    plain = release.release_files()
+    assert "### 3. From the graph" not in files["notebooks/02_batchnorm_backward.ipynb"].decode()
+    assert "your derivation" in files["notebooks/02_batchnorm_backward.ipynb"].decode()
+    changed = sorted(path for path in files if files[path] != plain[path])
+    assert changed == ["bnhelpers/batchnorm.py", "bnhelpers/layernorm.py", "notebooks/02_batchnorm_backward.ipynb"]
+    # A submission made from this edition is graded as one of this course's releases.
+    version = release.build(tmp_path / "withheld", withhold_derivation=True)
+    assert version in grade.accepted_versions(plain)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -139,11 +140,17 @@ def nbgrader_source(course):
 
 def check_with_nbgrader(nbgrader):
     """Run nbgrader's generate_assignment (default settings) on the master; raise if the result leaks."""
+    nbgrader = os.path.abspath(nbgrader)
     with tempfile.TemporaryDirectory() as course:
         nbgrader_source(course)
         (Path(course) / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.course_id = 'bn'\n")
         run = subprocess.run(
-            [nbgrader, "generate_assignment", "bn", "--create", "--force"], cwd=course, capture_output=True, text=True
+            [nbgrader, "generate_assignment", "bn", "--create", "--force"],
+            cwd=course,
+            capture_output=True,
+            text=True,
+            # nbgrader runs alembic (its database migrations) by name, from its own environment.
+            env=dict(os.environ, PATH=os.path.dirname(nbgrader) + os.pathsep + os.environ.get("PATH", "")),
         )
         if run.returncode != 0:
             raise RuntimeError(f"nbgrader generate_assignment failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")

@@ -267,12 +267,22 @@ class Worker:
             self.process.wait()
 
     def close(self):
-        self.stop()
+        """End the worker: its input closed, it exits (and is waited for, so that its CPU time is
+        counted); then its session is killed whatever happened, stray processes included."""
         if self.process is not None:
             for stream in (self.process.stdin, self.process.stdout):
                 try:
                     stream.close()
                 except OSError:
                     pass
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.process.wait()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -109,9 +109,7 @@ def spatial_forward_is_bn_of_the_rows(student):
             )
 
 
-def gradient_check_against_master(
-    student, forward, backward, master_forward, master_backward, x, args, what, dtype=np.float64
-):
+def gradient_check_against_master(student, backward, master_forward, master_backward, x, args, what, dtype=np.float64):
     """The student's backward on the master's cache against the master's gradients (float64)."""
     rng = np.random.default_rng(99)
     dout = rng.standard_normal(x.shape).astype(dtype)
@@ -147,7 +145,6 @@ def spatial_backward_is_right(student):
 
         gradient_check_against_master(
             student,
-            None,
             "spatial_batchnorm_backward",
             forward,
             master.spatial_batchnorm_backward,
@@ -167,7 +164,6 @@ def spatial_keeps_float32(student):
     close(out, expected, tolerance * 2**29, "the float32 output", np.float32)
     gradient_check_against_master(
         student,
-        None,
         "spatial_batchnorm_backward",
         lambda x, g, b: master.spatial_batchnorm_forward(x, g, b, {"mode": "train"}),
         master.spatial_batchnorm_backward,
@@ -209,7 +205,6 @@ def layernorm_backward_is_right(student):
         )
         gradient_check_against_master(
             student,
-            None,
             "layernorm_backward",
             lambda x, g, b: master.layernorm_forward(x, g, b, {}),
             master.layernorm_backward,
@@ -253,7 +248,6 @@ def groupnorm_backward_is_right(student):
         x, gamma, beta = maps((3, 6, 2, 3), seed=G)
         gradient_check_against_master(
             student,
-            None,
             "groupnorm_backward",
             lambda x, g, b, G=G: master.groupnorm_forward(x, g, b, G, {}),
             master.groupnorm_backward,
@@ -278,7 +272,6 @@ def per_sample_norms_keep_float32(student):
     )
     gradient_check_against_master(
         student,
-        None,
         "groupnorm_backward",
         lambda x, g, b: master.groupnorm_forward(x, g, b, 2, {}),
         master.groupnorm_backward,
@@ -295,7 +288,6 @@ def per_sample_norms_keep_float32(student):
     close(out, x_hat, err * 2**29, "LayerNorm's float32 output", np.float32)
     gradient_check_against_master(
         student,
-        None,
         "layernorm_backward",
         lambda x, g, b: master.layernorm_forward(x, g, b, {}),
         master.layernorm_backward,

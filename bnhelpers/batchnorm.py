@@ -71,8 +71,10 @@ class BatchNormCache(NamedTuple):
 class BNSettings(NamedTuple):
     """``bn_param`` read and checked: explicit keys, else the convention's defaults.
 
-    The running statistics are in the dtype of x; ``tracked`` counts the
-    training batches seen before this one.
+    The running statistics are in the dtype of x, for the arithmetic;
+    ``stats_dtype`` is the dtype they are stored back in (the dtype of the
+    arrays passed in, as PyTorch's buffers keep theirs; else that of x).
+    ``tracked`` counts the training batches seen before this one.
     """
 
     mode: str
@@ -82,6 +84,7 @@ class BNSettings(NamedTuple):
     running_mean: np.ndarray
     running_var: np.ndarray
     tracked: int
+    stats_dtype: np.dtype
 
 
 def read_bn_param(bn_param, D, dtype):
@@ -114,9 +117,10 @@ def read_bn_param(bn_param, D, dtype):
     else:
         running_mean, running_var = initial_running_stats(convention, D, dtype)
     tracked = check_count("bn_param['num_batches_tracked']", bn_param.get("num_batches_tracked", 0), minimum=0)
+    stats_dtype = np.result_type(running_mean, running_var)
     running_mean = running_mean.astype(dtype, copy=False)
     running_var = running_var.astype(dtype, copy=False)
-    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, tracked)
+    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, tracked, stats_dtype)
 
 
 def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var"):
@@ -191,6 +195,9 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     out = gamma * x_hat + beta
     ### END SOLUTION
     if s.mode == "train":
+        for key in ("running_mean", "running_var"):  # the buffers keep their own dtype
+            if key in bn_param:
+                bn_param[key] = bn_param[key].astype(s.stats_dtype, copy=False)
         bn_param["num_batches_tracked"] = s.tracked + 1
     return out, BatchNormCache(s.mode, x, x_hat, mean, var, std, gamma)
 

@@ -4,8 +4,9 @@ Shapes: ``x`` is (N, D), a batch of N samples with D features. Each feature is
 normalized with statistics taken over the batch (axis 0):
 
     mean    = 1/N * sum_i x_i                      (D,)
-    var     = 1/N * sum_i (x_i - mean)**2          (D,)  biased, as in the paper
-    x_hat_i = (x_i - mean) / sqrt(var + eps)       (N, D)
+    xc_i    = x_i - mean                           (N, D)  the centred batch
+    var     = 1/N * sum_i xc_i**2                  (D,)  biased, as in the paper
+    x_hat_i = xc_i / sqrt(var + eps)               (N, D)
     out_i   = gamma * x_hat_i + beta               (N, D)
 
 In test mode ``mean`` and ``var`` are the running statistics kept in
@@ -183,15 +184,18 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     x, gamma, beta, s = batchnorm_inputs(x, gamma, beta, bn_param)
     ### BEGIN SOLUTION
     if s.mode == "train":
-        mean = x.mean(axis=0)
-        var = ((x - mean) ** 2).mean(axis=0)
+        N = len(x)
+        mean = x.sum(axis=0) / N
+        xc = x - mean
+        var = (xc**2).sum(axis=0) / N
         bn_param["running_mean"], bn_param["running_var"] = s.convention.update(
-            s.running_mean, s.running_var, mean, var, len(x), s.momentum, s.tracked + 1
+            s.running_mean, s.running_var, mean, var, N, s.momentum, s.tracked + 1
         )
     else:
         mean, var = s.running_mean, s.running_var
+        xc = x - mean
     std = np.sqrt(var + s.eps)
-    x_hat = (x - mean) / std
+    x_hat = xc / std
     out = gamma * x_hat + beta
     ### END SOLUTION
     if s.mode == "train":

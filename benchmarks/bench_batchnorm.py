@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 
 import cs231n_peer
 import numpy as np
@@ -70,10 +71,20 @@ def torch_forward_backward(torch, x, gamma, beta, dout):
     return step
 
 
+def clock(args):
+    return time.process_time if args.cpu_time else time.perf_counter
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--against", metavar="REV", help="also time the bnhelpers of this git revision")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with this process's CPU time (time.process_time), not the wall clock: on a machine shared "
+        "with other busy processes, with one thread per library",
+    )
     args = parser.parse_args()
     torch = try_import_torch()
     print(f"machine: {machine_line()}" + (f", torch {torch.__version__}" if torch else ", torch not installed"))
@@ -88,6 +99,7 @@ def main():
                 "fast": lambda dout=dout, cache=cache: batchnorm_backward_fast(dout, cache),
             },
             repeats=args.repeats,
+            clock=clock(args),
         )
         rows.append(
             [
@@ -108,6 +120,7 @@ def main():
 def compare(torch, old, args):
     """Forward + backward of bnhelpers, the peer, PyTorch (1 thread, default threads) and ``old``, alternated."""
     default_threads = torch.get_num_threads() if torch else 1
+    threaded = default_threads > 1 and not args.cpu_time  # CPU time would add up the threads' times
     rows = []
     for N, D in SIZES:
         x, gamma, beta, dout = inputs(N, D)
@@ -117,14 +130,14 @@ def compare(torch, old, args):
         if torch:
             fns["torch"] = torch_forward_backward(torch, x, gamma, beta, dout)
             torch.set_num_threads(1)
-        t = median_seconds(fns, repeats=args.repeats)
+        t = median_seconds(fns, repeats=args.repeats, clock=clock(args))
         row = [f"({N}, {D})"]
         if old:
             row += [f"{t['old'] * 1e3:.3f}"] + ([f"{t['old'] / t['torch']:.2f}"] if torch else [])
         row += [f"{t['ours'] * 1e3:.3f}", f"{t['peer'] * 1e3:.3f}", f"{t['ours'] / t['peer']:.2f}"]
         if torch:
             row += [f"{t['torch'] * 1e3:.3f}", f"{t['ours'] / t['torch']:.2f}"]
-            if default_threads > 1:
+            if threaded:
                 torch.set_num_threads(default_threads)
                 t = median_seconds({"ours": fns["ours"], "torch": fns["torch"]}, repeats=args.repeats)
                 row += [f"{t['torch'] * 1e3:.3f}", f"{t['ours'] / t['torch']:.2f}"]
@@ -137,7 +150,7 @@ def compare(torch, old, args):
     header += ["bnhelpers ms", "peer ms", "bnhelpers / peer"]
     if torch:
         header += ["torch 1 thread ms", "bnhelpers / torch"]
-        if default_threads > 1:
+        if threaded:
             header += [f"torch {default_threads} threads ms", "bnhelpers / torch"]
     print(
         "\nForward + backward, float32, median ms per call, all columns but the last two timed alternately "

@@ -24,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 
 if __name__ == "__main__":  # thread settings must be in place before numpy/torch load BLAS
     _pre = argparse.ArgumentParser(add_help=False)
@@ -140,11 +141,21 @@ def peak_memory(framework, config, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
+def clock(args):
+    return time.process_time if args.cpu_time else time.perf_counter
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: each library's default)")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--against", metavar="REV", help="also time the bnhelpers of this git revision")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with this process's CPU time (time.process_time), not the wall clock: on a machine shared "
+        "with other busy processes, with one thread per library",
+    )
     parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -168,7 +179,7 @@ def main():
                 fns["old"] = ours(config, lib=old)
             if torch:
                 fns["torch"] = theirs(torch, config)
-            times[config] = median_seconds(fns, repeats=args.repeats)
+            times[config] = median_seconds(fns, repeats=args.repeats, clock=clock(args))
 
     rows = []
     for config, spec in CONFIGS.items():

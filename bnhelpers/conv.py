@@ -237,6 +237,9 @@ def maxpool2d_backward(dout, cache):
             # entries is several times slower than all of this.
             wins = x[window] == out
             wins &= unclaimed
-            unclaimed &= ~wins
-            dx[window] += wins * dout
+            unclaimed ^= wins  # the winners are unclaimed: this clears exactly them
+            if s < size:  # overlapping windows share pixels: add up their gradients
+                dx[window] += wins * dout
+            else:  # each pixel lies in one window at most: write it, in one pass
+                np.multiply(wins, dout, out=dx[window])
     return dx

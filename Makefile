@@ -77,13 +77,15 @@ course: setup
 	done
 	$(MAKE) html
 
-# HTML that reads offline: MathJax is copied next to the pages, not loaded from a CDN.
-MATHJAX_DIR := import jupyter_server_mathjax, os; print(os.path.join(os.path.dirname(jupyter_server_mathjax.__file__), "static"))
+# HTML that reads offline: MathJax 3 (with its TeX fonts) is copied next to the pages, and the
+# page template (tools/offline_html) loads nothing from elsewhere.
+MATHJAX_DIR := import mathjax, os; print(os.path.join(os.path.dirname(mathjax.__file__), "static", "mathjax", "es5"))
 html: setup
 	mkdir -p build
 	rm -rf build/mathjax && cp -r "$$($(BIN)/python -c '$(MATHJAX_DIR)')" build/mathjax
 	$(BIN)/jupyter nbconvert --to html --output-dir build \
-	  --HTMLExporter.mathjax_url='mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe' $(NOTEBOOKS)
+	  --TemplateExporter.extra_template_basedirs=tools --template offline_html \
+	  --HTMLExporter.mathjax_url='mathjax/tex-chtml-full.js' $(NOTEBOOKS)
 
 claims: setup oldest
 	$(BIN)/python tools/claims.py --table build/claims.md

@@ -12,39 +12,22 @@ new / old; a refactoring should keep the ratio near 1.
 from __future__ import annotations
 
 import argparse
-import importlib
-import io
 import os
-import subprocess
-import sys
-import tarfile
 import tempfile
-from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy loads BLAS
 
-from report import machine_line, markdown_table  # noqa: E402
+from report import import_revision, machine_line, markdown_table  # noqa: E402
 
 import bnhelpers as bh  # noqa: E402
 from bnhelpers.timing import median_seconds  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = {
     "deep-bn": ("deep net + BN, tanh, SGD, batch 60", 60),
     "three-layer": ("784-256-256-10 + BN + dropout, Adam, batch 256", 256),
     "cnn-bn": ("small CNN + spatial BN, SGD, batch 64", 64),
 }
-
-
-def import_revision(rev, folder):
-    """bnhelpers as of git revision ``rev``, imported as package ``bnhelpers_old``."""
-    archive = subprocess.run(["git", "archive", rev, "bnhelpers"], cwd=ROOT, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    os.rename(Path(folder) / "bnhelpers", Path(folder) / "bnhelpers_old")
-    sys.path.insert(0, str(folder))
-    return importlib.import_module("bnhelpers_old")
 
 
 def training_step(lib, config, data):

@@ -1,6 +1,6 @@
 """Training-step speed and memory: bnhelpers vs PyTorch CPU on the course's networks.
 
-    python benchmarks/bench_training.py [--threads N] [--repeats 15]
+    python benchmarks/bench_training.py [--threads N] [--repeats 15] [--against REV]
 
 A step is forward + softmax cross-entropy + backward + optimizer update on a
 fixed batch of real MNIST digits. Each bnhelpers network is timed alternately
@@ -10,7 +10,9 @@ tables for the README. Peak memory is the peak resident set size of a fresh
 process that imports the framework, builds the network and runs 20 steps.
 Run it on an otherwise idle machine: with BLAS threads competing for cores
 with another process, both libraries slow down by orders of magnitude.
-PyTorch columns need `pip install -r requirements-bench.txt`.
+PyTorch columns need `pip install -r requirements-bench.txt`. --against REV
+also times the bnhelpers of git revision REV in the same alternation, for
+before/after figures measured side by side.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
+import time
 
 if __name__ == "__main__":  # thread settings must be in place before numpy/torch load BLAS
     _pre = argparse.ArgumentParser(add_help=False)
@@ -31,7 +35,7 @@ if __name__ == "__main__":  # thread settings must be in place before numpy/torc
             os.environ[var] = str(_known.threads)
 
 
-from report import machine_line, markdown_table, try_import_torch
+from report import import_revision, machine_line, markdown_table, try_import_torch
 
 import bnhelpers as bh
 from bnhelpers.timing import median_seconds
@@ -52,18 +56,18 @@ def mnist_batch(config):
     return data.x_train[:n], data.y_train[:n]
 
 
-def ours(config):
-    """A bnhelpers training step for ``config``."""
+def ours(config, lib=bh):
+    """A bnhelpers training step for ``config`` (``lib``: this bnhelpers or an older revision of it)."""
     if config.startswith("deep"):
-        net = bh.deep_net(0.1, norm="batch" if config == "deep-bn" else None)
-        opt = bh.SGD(net.parameters(), lr=0.01)
+        net = lib.deep_net(0.1, norm="batch" if config == "deep-bn" else None)
+        opt = lib.SGD(net.parameters(), lr=0.01)
     elif config == "three-layer":
-        net = bh.three_layer_net(norm="batch", dropout=0.5)
-        opt = bh.Adam(net.parameters(), lr=1e-2)
+        net = lib.three_layer_net(norm="batch", dropout=0.5)
+        opt = lib.Adam(net.parameters(), lr=1e-2)
     else:
-        net = bh.small_cnn(norm="batch" if config == "cnn-bn" else None)
-        opt = bh.SGD(net.parameters(), lr=0.01)
-    return bh.training_step(net, opt, *mnist_batch(config))
+        net = lib.small_cnn(norm="batch" if config == "cnn-bn" else None)
+        opt = lib.SGD(net.parameters(), lr=0.01)
+    return lib.training_step(net, opt, *mnist_batch(config))
 
 
 def theirs(torch, config):
@@ -137,10 +141,21 @@ def peak_memory(framework, config, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
 
 
+def clock(args):
+    return time.process_time if args.cpu_time else time.perf_counter
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: each library's default)")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--against", metavar="REV", help="also time the bnhelpers of this git revision")
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with this process's CPU time (time.process_time), not the wall clock: on a machine shared "
+        "with other busy processes, with one thread per library",
+    )
     parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -156,23 +171,33 @@ def main():
     )
 
     times = {}
-    for config in CONFIGS:
-        fns = {"ours": ours(config)}
-        if torch:
-            fns["torch"] = theirs(torch, config)
-        times[config] = median_seconds(fns, repeats=args.repeats)
+    with tempfile.TemporaryDirectory() as folder:
+        old = import_revision(args.against, folder) if args.against else None
+        for config in CONFIGS:
+            fns = {"ours": ours(config)}
+            if old:
+                fns["old"] = ours(config, lib=old)
+            if torch:
+                fns["torch"] = theirs(torch, config)
+            times[config] = median_seconds(fns, repeats=args.repeats, clock=clock(args))
 
     rows = []
     for config, spec in CONFIGS.items():
         t = times[config]
-        row = [spec["title"], spec["batch"], f"{t['ours'] * 1e3:.3f}"]
+        row = [spec["title"], spec["batch"]]
+        if old:
+            row += [f"{t['old'] * 1e3:.3f}"] + ([f"{t['old'] / t['torch']:.2f}"] if torch else [])
+        row += [f"{t['ours'] * 1e3:.3f}"]
         row += [f"{t['torch'] * 1e3:.3f}", f"{t['ours'] / t['torch']:.2f}"] if torch else ["-", "-"]
         rows.append(row)
     print(
-        "\nTraining step (forward, loss, backward, update), median ms; "
-        "ratio = bnhelpers / PyTorch (target <= 0.8 for the deep net)\n"
+        "\nTraining step (forward, loss, backward, update), median ms, timed alternately; "
+        "ratio = bnhelpers / PyTorch (target <= 0.8 for the deep net, <= 1.0 for the CNN)\n"
     )
-    print(markdown_table(["network", "batch", "bnhelpers", "PyTorch CPU", "ratio"], rows))
+    header = ["network", "batch"]
+    if old:
+        header += [f"{args.against}"] + ([f"{args.against} ratio"] if torch else [])
+    print(markdown_table(header + ["bnhelpers", "PyTorch CPU", "ratio"], rows))
 
     def overhead(fw, plain, bn):
         return f"{times[bn][fw] / times[plain][fw] - 1:+.0%}"

@@ -151,8 +151,10 @@ def check_norm_inputs(x, gamma, beta, *, ndim, axis, over):
     check_vector("gamma", gamma, x.shape[axis], what=what)
     check_vector("beta", beta, x.shape[axis], what=what)
     # One dot product each: finite iff no NaN, no infinity and no overflow; only a
-    # failure pays for the scans that name the culprit.
-    if not math.isfinite(np.vdot(x, x)):
+    # failure pays for the scans that name the culprit. x is read in memory order
+    # (ravel "K"): vdot would first copy a transposed x, such as spatial BN's rows.
+    flat = x.ravel(order="K")
+    if not math.isfinite(np.vdot(flat, flat)):
         check_finite("x", x)
         # The sum of all squares overflowed; what matters is each variance's own sum.
         centred = x - x.mean(axis=over, dtype=np.float64, keepdims=True)

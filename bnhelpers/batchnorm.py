@@ -4,8 +4,9 @@ Shapes: ``x`` is (N, D), a batch of N samples with D features. Each feature is
 normalized with statistics taken over the batch (axis 0):
 
     mean    = 1/N * sum_i x_i                      (D,)
-    var     = 1/N * sum_i (x_i - mean)**2          (D,)  biased, as in the paper
-    x_hat_i = (x_i - mean) / sqrt(var + eps)       (N, D)
+    xc_i    = x_i - mean                           (N, D)  the centred batch
+    var     = 1/N * sum_i xc_i**2                  (D,)  biased, as in the paper
+    x_hat_i = xc_i / sqrt(var + eps)               (N, D)
     out_i   = gamma * x_hat_i + beta               (N, D)
 
 In test mode ``mean`` and ``var`` are the running statistics kept in
@@ -71,8 +72,10 @@ class BatchNormCache(NamedTuple):
 class BNSettings(NamedTuple):
     """``bn_param`` read and checked: explicit keys, else the convention's defaults.
 
-    The running statistics are in the dtype of x; ``tracked`` counts the
-    training batches seen before this one.
+    The running statistics are in the dtype of x, for the arithmetic;
+    ``stats_dtype`` is the dtype they are stored back in (the dtype of the
+    arrays passed in, as PyTorch's buffers keep theirs; else that of x).
+    ``tracked`` counts the training batches seen before this one.
     """
 
     mode: str
@@ -82,6 +85,7 @@ class BNSettings(NamedTuple):
     running_mean: np.ndarray
     running_var: np.ndarray
     tracked: int
+    stats_dtype: np.dtype
 
 
 def read_bn_param(bn_param, D, dtype):
@@ -114,9 +118,10 @@ def read_bn_param(bn_param, D, dtype):
     else:
         running_mean, running_var = initial_running_stats(convention, D, dtype)
     tracked = check_count("bn_param['num_batches_tracked']", bn_param.get("num_batches_tracked", 0), minimum=0)
+    stats_dtype = np.result_type(running_mean, running_var)
     running_mean = running_mean.astype(dtype, copy=False)
     running_var = running_var.astype(dtype, copy=False)
-    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, tracked)
+    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, tracked, stats_dtype)
 
 
 def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var"):
@@ -179,18 +184,24 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     x, gamma, beta, s = batchnorm_inputs(x, gamma, beta, bn_param)
     ### BEGIN SOLUTION
     if s.mode == "train":
-        mean = x.mean(axis=0)
-        var = ((x - mean) ** 2).mean(axis=0)
+        N = len(x)
+        mean = x.sum(axis=0) / N
+        xc = x - mean
+        var = (xc**2).sum(axis=0) / N
         bn_param["running_mean"], bn_param["running_var"] = s.convention.update(
-            s.running_mean, s.running_var, mean, var, len(x), s.momentum, s.tracked + 1
+            s.running_mean, s.running_var, mean, var, N, s.momentum, s.tracked + 1
         )
     else:
         mean, var = s.running_mean, s.running_var
+        xc = x - mean
     std = np.sqrt(var + s.eps)
-    x_hat = (x - mean) / std
+    x_hat = xc / std
     out = gamma * x_hat + beta
     ### END SOLUTION
     if s.mode == "train":
+        for key in ("running_mean", "running_var"):  # the buffers keep their own dtype
+            if key in bn_param:
+                bn_param[key] = bn_param[key].astype(s.stats_dtype, copy=False)
         bn_param["num_batches_tracked"] = s.tracked + 1
     return out, BatchNormCache(s.mode, x, x_hat, mean, var, std, gamma)
 

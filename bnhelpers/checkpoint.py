@@ -71,12 +71,17 @@ def load_arrays(path, shapes=None):
                 raise ValueError(f"{path} is not a readable checkpoint: entry {info.filename!r} is not a .npy array")
             name = info.filename[: -len(NPY_SUFFIX)]
             entries[name] = _EntryReader(path, archive, info, name)
-        if FORMAT_KEY not in entries or entries[FORMAT_KEY].read(max_bytes=1024) != FORMAT:
+        if FORMAT_KEY not in entries or not _is_format_marker(entries[FORMAT_KEY].read(max_bytes=1024)):
             raise ValueError(f"{path} is not a bnhelpers checkpoint (no {FORMAT_KEY!r} entry equal to {FORMAT!r})")
         del entries[FORMAT_KEY]
         if shapes is not None:
             _check_shapes(path, {name: entry.shape for name, entry in entries.items()}, shapes)
         return {name: entry.read() for name, entry in entries.items()}
+
+
+def _is_format_marker(array):
+    """True only for the 0-d string array save_arrays writes (an array of strings is not one string)."""
+    return array.shape == () and array.dtype.kind == "U" and array.item() == FORMAT
 
 
 def _check_shapes(path, found, expected):

@@ -23,11 +23,13 @@ import gzip
 import hashlib
 import io
 import os
+import socket
 import struct
 import tempfile
-import time
+import threading
 import urllib.request
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.client import HTTPException
 from math import prod
@@ -565,14 +567,16 @@ def _download_from_mirrors(name, folder, mirrors, expected_sha256, limit, show_p
         # a wrong checksum.
         except (OSError, HTTPException, ValueError) as err:
             reasons.append(f"{url}: {err}")
+    # Another call downloading into the same folder may have put a verified copy there meanwhile.
+    if (folder / name).is_file() and _sha256_of_file(folder / name) == expected_sha256:
+        return []
     return reasons
 
 
 def _fetch(url, out, label, limit, show_progress, timeout, deadline):
     """Stream `url` into the open file `out`: at most `limit` bytes, all within `deadline` seconds."""
-    give_up = time.monotonic() + deadline
     received = 0
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with _open_within(url, timeout, deadline) as response:
         length = response.headers.get("Content-Length")
         expected = int(length) if length else None
         if expected is not None and expected > limit:
@@ -585,19 +589,76 @@ def _fetch(url, out, label, limit, show_progress, timeout, deadline):
             unit_divisor=1024,
             disable=not show_progress,
         ) as bar:
-            # read1 returns whatever has arrived, so a trickling server meets the deadline too.
+            # read1 returns whatever has arrived; at the deadline the connection is shut and it returns b"".
             while chunk := response.read1(CHUNK_BYTES):
                 received += len(chunk)
                 if received > limit:
                     raise ValueError(f"the server sent more than {limit:,} bytes, the most this file has")
-                if time.monotonic() > give_up:
-                    raise TimeoutError(f"not complete after the {deadline:g} s deadline ({received:,} bytes received)")
                 out.write(chunk)
                 bar.update(len(chunk))
     # http.client returns a short body without complaint when the server
     # closes early, so the length has to be checked here.
     if expected is not None and received != expected:
         raise ConnectionError(f"connection closed after {received:,} of {expected:,} bytes")
+
+
+class _RecordSockets:
+    """urllib handler mixin: records the socket of every connection it opens (redirects included) in .sockets."""
+
+    def do_open(self, http_class, req, **kwargs):
+        sockets = self.sockets
+
+        class Recorded(http_class):
+            def connect(self):
+                super().connect()
+                sockets.append(self.sock)
+
+        return super().do_open(Recorded, req, **kwargs)
+
+
+class _HTTPHandler(_RecordSockets, urllib.request.HTTPHandler):
+    pass
+
+
+class _HTTPSHandler(_RecordSockets, urllib.request.HTTPSHandler):
+    pass
+
+
+@contextmanager
+def _open_within(url, timeout, deadline):
+    """urlopen(url, timeout=timeout) as a context, with every stage bounded by `deadline` seconds in all.
+
+    `timeout` only bounds each wait for the next bytes, so a server that drips its
+    status line, headers or body a byte at a time would never trip it. At the
+    deadline a timer shuts the connection's sockets down: the pending read
+    returns, and the attempt ends with TimeoutError.
+    """
+    handlers = [_HTTPHandler(), _HTTPSHandler()]
+    sockets = handlers[0].sockets = handlers[1].sockets = []
+    expired = threading.Event()
+
+    def expire():
+        expired.set()
+        for sock in list(sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already
+
+    timer = threading.Timer(deadline, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        with urllib.request.build_opener(*handlers).open(url, timeout=timeout) as response:
+            yield response
+        if expired.is_set():
+            raise TimeoutError(f"not complete after the {deadline:g} s deadline")
+    except (OSError, HTTPException) as err:
+        if expired.is_set() and not isinstance(err, TimeoutError):
+            raise TimeoutError(f"not complete after the {deadline:g} s deadline") from err
+        raise
+    finally:
+        timer.cancel()
 
 
 def _sha256_of_stream(stream):

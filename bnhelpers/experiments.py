@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from concurrent.futures import wait
+from contextlib import nullcontext
 from dataclasses import dataclass
+from queue import Empty
 
 import numpy as np
 import pandas as pd
+from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
 from .losses import softmax_cross_entropy
 from .models import mlp
 from .network import Network
 from .probes import probe
+from .progress import REPORT_SECONDS, progress_enabled, report_progress_to
 from .seeding import rng
 from .trainer import History, train
 
@@ -187,6 +193,9 @@ def training_step(net, optimizer, x, y):
 
 
 PROCESSES_ENV = "BNHELPERS_PROCESSES"
+# Fresh workers do not load BLAS threads they would not use, nor the notebook's plotting backend.
+WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "agg"}
+WORKER_IDLE_SECONDS = 300  # idle workers exit after this; the next parallel call starts new ones
 
 
 def _processes():
@@ -198,34 +207,78 @@ def _processes():
     return int(raw)
 
 
-_task = None  # the function run_in_parallel's workers call; inherited through fork, never pickled
+def _bnhelpers_environment():
+    return {k: v for k, v in os.environ.items() if k.startswith("BNHELPERS_")}
 
 
-def _run_task(item):
+def _run_task(fn, item, run, settings, queue):
+    """In a worker: fn(item) under the caller's BNHELPERS_* settings, one BLAS thread, bars reporting to ``queue``."""
+    for key in _bnhelpers_environment().keys() - settings.keys():
+        del os.environ[key]
+    os.environ.update(settings)
+    report_progress_to(queue, run)
     # One BLAS thread per worker: two workers fill two cores, and more threads
     # would only make them wait for each other.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _task(item)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(item)
+    finally:
+        report_progress_to(None, None)
 
 
 def run_in_parallel(fn, items):
     """[fn(item) for item in items], computed in up to 2 worker processes (one per core).
 
     For independent runs (seeds, sweeps): each run is seeded, so the results
-    are the same whatever the number of processes. ``fn`` may be a lambda or a
-    notebook function: the workers are forked and inherit it; the items and
-    results travel by pickle. Each worker uses one BLAS thread. Runs serially
-    where fork is unavailable (Windows, macOS' default) or with
-    BNHELPERS_PROCESSES=1.
+    are the same whatever the number of processes. The workers are fresh
+    Python processes (joblib's loky executor, reused from call to call), not
+    forks of the caller: forking a process that runs threads, as a notebook
+    kernel does, can deadlock the child. ``fn`` may be a lambda or a notebook
+    function: it travels to the workers by cloudpickle, with the notebook
+    values it uses; the items and results travel by pickle. Each worker sees
+    the caller's BNHELPERS_* settings and uses one BLAS thread. The progress
+    bars of its training runs appear here, one per run, drawn by this process.
+    Runs serially with BNHELPERS_PROCESSES=1.
     """
-    global _task
     items = list(items)
     processes = min(_processes(), len(items))
-    if processes <= 1 or "fork" not in mp.get_all_start_methods():
+    if processes <= 1:
         return [fn(item) for item in items]
-    _task = fn
-    try:
-        with mp.get_context("fork").Pool(processes) as pool:
-            return pool.map(_run_task, items, chunksize=1)
-    finally:
-        _task = None
+    executor = get_reusable_executor(max_workers=processes, timeout=WORKER_IDLE_SECONDS, env=WORKER_ENV)
+    settings = _bnhelpers_environment()
+    show = progress_enabled()
+    with mp.get_context("spawn").Manager() if show else nullcontext() as manager:
+        queue = manager.Queue() if show else None
+        futures = [executor.submit(_run_task, fn, item, run, settings, queue) for run, item in enumerate(items)]
+        bars = {}
+        try:
+            pending = futures
+            while pending and not any(f.done() and f.exception() is not None for f in futures):
+                _, pending = wait(pending, timeout=REPORT_SECONDS)
+                _draw_reports(queue, bars, len(items))
+        finally:
+            for future in futures:
+                future.cancel()  # after an error or an interrupt: the runs not started yet are dropped
+            for bar in bars.values():
+                bar.close()
+        failed = [f for f in futures if not f.cancelled() and f.done() and f.exception() is not None]
+        if failed:
+            raise failed[0].exception()
+        return [f.result() for f in futures]
+
+
+def _draw_reports(queue, bars, runs):
+    """Move each run's bar (created on its first report) to the state its worker last reported."""
+    while queue is not None:
+        try:
+            run, n, total, postfix = queue.get_nowait()
+        except Empty:
+            return
+        if run not in bars:
+            bars[run] = tqdm(total=total, desc=f"run {run + 1}/{runs}", leave=False)
+        bar = bars[run]
+        if bar.total != total or n < bar.n:  # a new bar in the same run (e.g. a second training)
+            bar.reset(total=total)
+        bar.update(n - bar.n)
+        bar.set_postfix_str(postfix, refresh=False)
+        bar.refresh()

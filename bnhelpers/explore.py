@@ -50,14 +50,19 @@ def activation_explorer():
     if not progress_enabled():
         draw_activation_statistics()
         return None
+
+    def draw(log10_scale, depth, activation, norm):
+        # A Dropdown shows a value of None as no selection (a blank box), so "none" stands for it.
+        return draw_activation_statistics(log10_scale, depth, activation, None if norm == "none" else norm)
+
     return widgets.interactive(
-        draw_activation_statistics,
+        draw,
         log10_scale=widgets.FloatSlider(value=-2.0, min=-3.0, max=1.0, step=0.25, description="log10 scale"),
         depth=widgets.IntSlider(value=10, min=2, max=30, description="depth"),
         activation=widgets.Dropdown(
             options=["tanh", "relu", "sigmoid", "leaky_relu"], value="tanh", description="activation"
         ),
         norm=widgets.Dropdown(
-            options=[("none", None), ("BN", "batch"), ("LayerNorm", "layer")], value=None, description="norm"
+            options=[("none", "none"), ("BN", "batch"), ("LayerNorm", "layer")], value="none", description="norm"
         ),
     )

@@ -18,12 +18,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ._checks import NonFiniteError, check_count, check_finite
 from .layers import BatchNorm1d
 from .losses import check_labels, softmax_cross_entropy
-from .progress import progress_enabled
+from .progress import progress_bar, progress_enabled
 from .seeding import rng
 
 
@@ -153,7 +152,7 @@ def train(
     # A diverging run overflows on its way to a non-finite loss; we report that
     # once, as divergence, instead of a stream of numpy warnings.
     with (
-        tqdm(total=iterations, disable=not progress_enabled(progress), leave=False) as bar,
+        progress_bar(total=iterations, disable=not progress_enabled(progress), leave=False) as bar,
         np.errstate(over="ignore", invalid="ignore"),
     ):
         # A network whose first evaluation is already non-finite takes no step.

@@ -174,6 +174,18 @@ def test_float32_stays_float32():
     assert batchnorm_forward(x, gamma, beta, p64)[0].dtype == np.float32
 
 
+@pytest.mark.parametrize("stats_dtype, x_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_running_statistics_keep_their_own_dtype(stats_dtype, x_dtype):
+    """As PyTorch's buffers do: a training batch of another dtype updates the values, not the dtype."""
+    x, gamma, beta, _ = make_inputs(3, 32, 4, dtype=x_dtype)
+    p = {"mode": "train", "running_mean": np.zeros(4, stats_dtype), "running_var": np.ones(4, stats_dtype)}
+    out, _ = batchnorm_forward(x, gamma, beta, p)
+    assert out.dtype == x_dtype
+    assert p["running_mean"].dtype == p["running_var"].dtype == stats_dtype
+    np.testing.assert_allclose(p["running_mean"], 0.1 * x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(p["running_var"], 0.9 + 0.1 * x.var(0), rtol=1e-5)
+
+
 def test_float32_forward_is_accurate():
     x, gamma, beta, _ = make_inputs(9, 500, 8, loc=50.0)
     out64, _ = batchnorm_forward(x, gamma, beta, {"mode": "train"})

@@ -106,6 +106,21 @@ def test_other_files_are_rejected(tmp_path):
         load_arrays(tmp_path / "missing.npz")
 
 
+@pytest.mark.parametrize(
+    "marker",
+    [
+        np.array(["bnhelpers-checkpoint-v1", "bnhelpers-checkpoint-v1"]),
+        np.array(["bnhelpers-checkpoint-v1"]),
+        np.array(b"bnhelpers-checkpoint-v1"),
+        np.array(1.0),
+    ],
+)
+def test_a_format_marker_that_is_not_the_one_string_is_rejected(tmp_path, marker):
+    np.savez(tmp_path / "odd.npz", __format__=marker, W=np.ones(3))
+    with pytest.raises(ValueError, match="not a bnhelpers checkpoint"):
+        load_arrays(tmp_path / "odd.npz")
+
+
 class Unserializable:
     def __reduce__(self):
         raise RuntimeError("disk full (simulated by an array that cannot be written)")

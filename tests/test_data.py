@@ -20,6 +20,7 @@ from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 from bnhelpers import data
 from bnhelpers.data import DownloadError, download_mnist, load_mnist, read_idx
+from bnhelpers.files import replacing
 from bnhelpers.progress import PROGRESS_ENV
 
 # Written out again rather than taken from bnhelpers.data, so that a wrong
@@ -380,7 +381,10 @@ class MirrorServer(http.server.ThreadingHTTPServer):
                   then sends the body in pieces: two clients download side by side;
       /endless/   sends zeros without a Content-Length, up to 64 MiB, until the client hangs up;
       /announce/  announces 1,000,000,000 bytes and sends a few;
-      /trickle/   sends one byte every 50 ms, up to 30 s, until the client hangs up.
+      /trickle/   sends one byte every 50 ms, up to 30 s, until the client hangs up;
+      /drip/      sends its status line and headers one byte every 50 ms, up to 30 s;
+      /placed/    as another call downloading into the same folder would: puts the
+                  verified file into self.place_into, then answers 404.
     """
 
     daemon_threads = True
@@ -392,6 +396,7 @@ class MirrorServer(http.server.ThreadingHTTPServer):
         self.released = threading.Event()
         self.arrived = threading.Condition()
         self.requests_for = {}  # /paired/ path: number of requests so far
+        self.place_into = None  # /placed/: the folder another call downloads into
 
     def url(self, prefix):
         return f"http://127.0.0.1:{self.server_port}/{prefix}/"
@@ -424,6 +429,13 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(bytes(1000))
                 return
+            if self.path.startswith("/drip/"):
+                head = b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n" + b"X-Drip: " + b"x" * 600 + b"\r\n\r\n"
+                for byte in head:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                return
             if self.path.startswith("/trickle/"):
                 self.send_response(200)
                 self.end_headers()
@@ -439,6 +451,13 @@ class MirrorHandler(http.server.BaseHTTPRequestHandler):
                 self.server.requests_for[self.path] = self.server.requests_for.get(self.path, 0) + 1
                 self.server.arrived.notify_all()
                 self.server.arrived.wait_for(lambda: self.server.requests_for[self.path] >= 2, timeout=5)
+        if self.path.startswith("/placed/"):
+            name = self.path.rsplit("/", 1)[1]
+            body, _ = self.server.routes["/good/" + name]
+            with replacing(self.server.place_into / name) as f:
+                f.write(body)
+            self.send_error(404)
+            return
         if self.path not in self.server.routes:
             self.send_error(404)
             return
@@ -721,6 +740,19 @@ def test_two_downloads_into_one_folder_both_end_with_verified_files(tmp_path, se
     assert leftovers(root) == []
 
 
+def test_a_download_that_fails_while_another_call_puts_verified_files_in_place_returns_them(
+    tmp_path, server, files, checksums
+):
+    """Two calls into one folder: the one whose mirrors fail meanwhile ends with the other's verified files."""
+    serve_good(server, files)
+    root = tmp_path / "mnist"
+    server.place_into = root
+    paths = download_mnist(root, mirrors=[server.url("placed")], checksums=checksums, progress=False)
+    assert [p.read_bytes() for p in paths] == [files[name] for name in GZ_NAMES]
+    assert all(server.count(name) == 1 for name in GZ_NAMES)
+    assert leftovers(root) == []
+
+
 def test_a_planted_symlink_is_never_followed(tmp_path, server, files, checksums):
     serve_good(server, files)
     root = tmp_path / "mnist"
@@ -771,6 +803,16 @@ def test_a_trickling_mirror_is_dropped_at_the_deadline(tmp_path, checksums, serv
         )
     for name in GZ_NAMES:
         assert f"/trickle/{name}: not complete after the 0.2 s deadline" in str(error.value)
+    assert leftovers(root) == []
+
+
+def test_a_mirror_that_drips_its_headers_is_dropped_at_the_deadline(tmp_path, checksums, server):
+    """A byte of status line or header every 50 ms never trips timeout=1; the deadline bounds the headers too."""
+    root = tmp_path / "mnist"
+    with pytest.raises(DownloadError) as error:
+        download_mnist(root, mirrors=[server.url("drip")], checksums=checksums, progress=False, timeout=1, deadline=0.2)
+    for name in GZ_NAMES:
+        assert f"/drip/{name}: not complete after the 0.2 s deadline" in str(error.value)
     assert leftovers(root) == []
 
 

@@ -66,6 +66,68 @@ def test_workers_use_one_blas_thread():
     assert all(c == [1] * len(c) for c in counts)
 
 
+class RecordingBar:
+    """Stands in for the parent's tqdm bars: records (description, count, total) at every update."""
+
+    drawn = []
+
+    def __init__(self, total, desc, leave):
+        self.total, self.desc, self.n = total, desc, 0
+
+    def reset(self, total):
+        self.total, self.n = total, 0
+
+    def update(self, k):
+        self.n += k
+        self.drawn.append((self.desc, self.n, self.total))
+
+    def set_postfix_str(self, postfix, refresh):
+        self.postfix = postfix
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_workers_training_progress_reaches_the_parent(monkeypatch, mnist):
+    """Each run's bar is drawn by the parent process, from what its worker reports, up to the last iteration."""
+    import bnhelpers.experiments as experiments
+    from bnhelpers.progress import PROGRESS_ENV
+
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    monkeypatch.setattr(RecordingBar, "drawn", [])
+    monkeypatch.setattr(experiments, "tqdm", RecordingBar)
+    runs = bh.train_over_seeds(
+        lambda s: bh.deep_net(0.1, seed=s), lambda p: bh.SGD(p, lr=0.1), mnist, [0, 1, 2], iterations=25, batch_size=50
+    )
+    assert [r.net.layers[0].params["W"].shape for r in runs] == [(784, 100)] * 3
+    finals = {desc: (n, total) for desc, n, total in RecordingBar.drawn}
+    assert finals == {"run 1/3": (25, 25), "run 2/3": (25, 25), "run 3/3": (25, 25)}
+
+
+def test_parallel_progress_leaves_the_results_as_serial_runs_give_them(monkeypatch, mnist):
+    from bnhelpers.progress import PROGRESS_ENV
+
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    kwargs = dict(iterations=20, batch_size=50)
+    build = lambda s: bh.deep_net(0.1, norm="batch", seed=s)  # noqa: E731
+    opt = lambda p: bh.SGD(p, lr=0.1)  # noqa: E731
+    parallel = bh.final_accuracy_over_seeds(build, opt, mnist, [0, 1], **kwargs)
+    monkeypatch.setenv(PROCESSES_ENV, "1")
+    serial = bh.final_accuracy_over_seeds(build, opt, mnist, [0, 1], progress=False, **kwargs)
+    assert np.array_equal(parallel, serial)
+
+
+def test_workers_see_the_callers_bnhelpers_settings(monkeypatch):
+    """Fresh workers are reused from call to call, yet each call's BNHELPERS_* variables are what they see."""
+    monkeypatch.setenv("BNHELPERS_SEED_OFFSET", "3")
+    assert run_in_parallel(lambda _: os.environ.get("BNHELPERS_SEED_OFFSET"), range(2)) == ["3", "3"]
+    monkeypatch.delenv("BNHELPERS_SEED_OFFSET")
+    assert run_in_parallel(lambda _: os.environ.get("BNHELPERS_SEED_OFFSET"), range(2)) == [None, None]
+
+
 def test_random_net_statistics_probes_every_hidden_layer():
     small = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01)
     assert list(small.table["layer"]) == [1, 2, 3, 4] and small.activations[0].shape == (100, 30)

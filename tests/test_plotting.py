@@ -54,6 +54,28 @@ def test_the_explorer_is_a_widget_live_and_one_figure_headless(monkeypatch):
     plt.close("all")
 
 
+def test_the_explorer_norm_dropdown_always_shows_a_label(monkeypatch):
+    """A Dropdown whose value is None shows a blank box: "none" must be displayed at start and when chosen again."""
+    import ipywidgets
+
+    from bnhelpers import explore
+    from bnhelpers.explore import activation_explorer
+    from bnhelpers.progress import PROGRESS_ENV
+
+    drawn = []
+    monkeypatch.setattr(explore, "draw_activation_statistics", lambda *args: drawn.append(args[3]))
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    explorer = activation_explorer()
+    (norm,) = [w for w in explorer.children if isinstance(w, ipywidgets.Dropdown) and w.description == "norm"]
+    assert (norm.index, norm.label) == (0, "none")
+    norm.value = "batch"
+    assert norm.label == "BN"
+    norm.value = "none"
+    assert (norm.index, norm.label) == (0, "none")
+    assert drawn == [None, "batch", None]  # the experiment itself still gets norm=None
+    plt.close("all")
+
+
 def test_mean_and_range_draws_the_mean_and_shades_min_to_max_in_one_colour():
     fig, ax = plt.subplots()
     runs = np.array([[0.0, 1.0, 2.0], [2.0, 3.0, 6.0]])

@@ -16,3 +16,14 @@ def test_median_seconds_times_each_function_in_alternation():
         median_seconds({})
     with pytest.raises(ValueError, match="repeats must be a positive integer, got 0"):
         median_seconds({"a": lambda: None}, repeats=0)
+
+
+def test_median_seconds_reads_the_clock_it_is_given():
+    """A clock that advances one unit per reading: every sample is (end - start) / calls, exactly."""
+    import itertools
+
+    from bnhelpers.timing import median_seconds
+
+    ticks = itertools.count()
+    seconds = median_seconds({"a": lambda: None}, repeats=3, number=4, clock=lambda: next(ticks))
+    assert seconds == {"a": 0.25}

@@ -167,7 +167,7 @@ def test_a_stopped_run_removes_its_progress_bar(monkeypatch):
     pytest.importorskip("ipywidgets")
     from tqdm.notebook import tqdm as notebook_tqdm
 
-    import bnhelpers.trainer as trainer
+    import bnhelpers.progress as progress
     from bnhelpers.progress import PROGRESS_ENV
 
     bars = []
@@ -177,7 +177,7 @@ def test_a_stopped_run_removes_its_progress_bar(monkeypatch):
             super().__init__(*args, **kwargs)
             bars.append(self)
 
-    monkeypatch.setattr(trainer, "tqdm", RecordingBar)
+    monkeypatch.setattr(progress, "tqdm", RecordingBar)
     monkeypatch.delenv(PROGRESS_ENV, raising=False)
     data = blobs()
     for scale, stops in ((3.0, True), (0.1, False)):

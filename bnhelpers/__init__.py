@@ -102,14 +102,14 @@ from .timing import median_seconds
 from .trainer import History, evaluate, train
 
 __all__ = [
-    "ActivationNoise", "Adam", "add_noise_after_batchnorm", "along_gradient", "AlongGradient",
+    "Adam", "add_noise_after_batchnorm", "along_gradient", "AlongGradient",
     "batch_noise", "batch_statistics_accuracy", "BatchNorm1d", "BatchNorm2d", "batchnorm_backward",
     "batchnorm_backward_fast", "batchnorm_fold", "batchnorm_forward", "BatchNormCache", "BatchRenorm1d",
     "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "check",
     "compare_with_and_without_bn", "Conv2d", "conv2d_backward", "conv2d_forward", "Convention", "CONVENTIONS",
     "conventions_table", "deep_net", "distribution_shift", "download_mnist", "DownloadError", "Dropout", "evaluate",
     "final_accuracy_over_seeds", "Flatten", "fold_batchnorm", "ghost_batchnorm_backward", "ghost_batchnorm_forward",
-    "gradient_check", "gradient_shift", "hessian_power_iteration", "largest_hessian_eigenvalue", "GroupNorm", "groupnorm_backward", "groupnorm_forward", "History",
+    "gradient_check", "gradient_shift", "GroupNorm", "groupnorm_backward", "groupnorm_forward", "History",
     "landscape_along_gradient", "Layer", "layer_input_moments", "LayerNorm", "layernorm_backward", "layernorm_forward",
     "LeakyReLU", "Linear", "load_mnist", "MaxPool2d", "maxpool2d_backward", "maxpool2d_forward",
     "median_seconds", "mlp", "MnistSplits", "Momentum", "Network", "network_objective", "numerical_gradient",
@@ -119,4 +119,5 @@ __all__ = [
     "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
     "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
     "normalized_weights", "weight_norms",
+    "ActivationNoise", "hessian_power_iteration", "largest_hessian_eigenvalue",
 ]  # fmt: skip

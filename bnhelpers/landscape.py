@@ -95,27 +95,37 @@ def along_gradient(f, w, step_sizes):
 
 
 def hessian_power_iteration(f, w, *, iterations=20, h=1e-3, seed=0):
-    """The Hessian eigenvalue of largest magnitude at w, by power iteration; returns float λ.
+    """λ_max, the largest Hessian eigenvalue at w, by power iteration; returns a float.
 
     f: callable, flat parameters (P,) -> (loss, gradient (P,)).  w: (P,), not modified.
     Each iteration: Hv by central differences of the gradient, step h along
-    the unit vector v, then v <- Hv / ||Hv||; λ = v·Hv at the last v. In
-    trained networks the largest-magnitude eigenvalue is the largest one, λ_max.
+    the unit vector v, then v <- Hv / ||Hv||. This finds the eigenvalue of
+    largest magnitude, λ_1 = v·Hv. If it is negative (a direction of strong
+    negative curvature), a second run on H - λ_1 I, whose eigenvalues are all
+    >= 0, finds μ = λ_max - λ_1, and λ_max = μ + λ_1.
     """
     check_count("iterations", iterations)
     check_positive("h", h)
-    v = np.random.default_rng(seed).standard_normal(w.shape)
-    v /= np.linalg.norm(v)
-    eigenvalue = 0.0
-    for _ in range(iterations):
+
+    def hessian_times(v):
         step = (h * v).astype(w.dtype)
-        Hv = (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
-        eigenvalue = float(v @ Hv)
-        norm = np.linalg.norm(Hv)
-        if norm == 0:
-            return 0.0
-        v = Hv / norm
-    return eigenvalue
+        return (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
+
+    def power(shift):
+        v = np.random.default_rng(seed).standard_normal(w.shape)
+        v /= np.linalg.norm(v)
+        eigenvalue = 0.0
+        for _ in range(iterations):
+            Hv = hessian_times(v) - shift * v
+            eigenvalue = float(v @ Hv)
+            norm = np.linalg.norm(Hv)
+            if norm == 0:
+                break
+            v = Hv / norm
+        return eigenvalue
+
+    largest_magnitude = power(0.0)
+    return largest_magnitude if largest_magnitude >= 0 else power(largest_magnitude) + largest_magnitude
 
 
 def network_objective(net, x, y):

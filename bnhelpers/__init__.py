@@ -54,9 +54,17 @@ from .inference import (
     population_statistics,
     use_population_statistics,
 )
-from .landscape import AlongGradient, along_gradient, landscape_along_gradient, network_objective
+from .landscape import (
+    AlongGradient,
+    along_gradient,
+    hessian_power_iteration,
+    landscape_along_gradient,
+    largest_hessian_eigenvalue,
+    network_objective,
+)
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
 from .layers import (
+    ActivationNoise,
     BatchNorm1d,
     BatchNorm2d,
     BatchRenorm1d,
@@ -111,4 +119,5 @@ __all__ = [
     "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
     "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
     "normalized_weights", "weight_norms",
+    "ActivationNoise", "hessian_power_iteration", "largest_hessian_eigenvalue",
 ]  # fmt: skip

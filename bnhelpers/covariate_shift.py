@@ -11,6 +11,12 @@ test whether BN works by reducing it.
 
        shift_l = mean_j |mean_lj(t') - mean_lj(t)| + mean_j |std_lj(t') - std_lj(t)|
 
+   in the units of the activations. To compare networks whose layer inputs
+   differ in scale, the relative (scale-free) shift divides by the layer's
+   spread at time t, the root-mean-square of its units' stds:
+
+       relative shift_l = shift_l / sqrt(mean_j std_lj(t)²)
+
    ``ShiftTracker`` records the moments at every evaluation of ``bh.train``
    (pass it as ``on_eval``) and returns these shifts.
 
@@ -20,8 +26,11 @@ test whether BN works by reducing it.
    layer *before* k (the later layers unchanged), ``gradient_shift`` reports
    ||G_k - G'_k||, that distance relative to ||G_k||, and cos(G_k, G'_k).
 
-``add_noise_after_batchnorm`` inserts a ShiftScaleNoise layer after every BN
-layer: the network still normalizes, but its layer inputs move at every step.
+``add_noise_after_batchnorm`` inserts a noise layer after every BN layer: the
+network still normalizes, but its layer inputs move at every step. The
+paper's noise is per activation and per sample (``ActivationNoise``,
+``per_sample=True``); the default, ``ShiftScaleNoise``, draws one shift and
+scale per unit for the whole batch, a contrast that the next BN layer undoes.
 """
 
 from __future__ import annotations
@@ -30,16 +39,18 @@ import numpy as np
 import pandas as pd
 
 from .landscape import network_objective
-from .layers import BatchNorm1d, Linear, ShiftScaleNoise
+from .layers import ActivationNoise, BatchNorm1d, Linear, ShiftScaleNoise
 from .network import Network
 from .seeding import rng
 
 
-def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0):
-    """A network with the layers of ``net`` and a ShiftScaleNoise after every BatchNorm1d.
+def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0, per_sample=False):
+    """A network with the layers of ``net`` and a noise layer after every BatchNorm1d.
 
-    The layers are shared with ``net``, not copied: build a fresh network for it.
-    All noise layers draw from one generator, rng(seed).
+    per_sample=False: ShiftScaleNoise (one shift and scale per unit, shared by
+    the batch); True: ActivationNoise, Santurkar et al.'s i.i.d. noise on every
+    activation of every sample. The layers are shared with ``net``, not copied:
+    build a fresh network for it. All noise layers draw from one generator, rng(seed).
     """
     if not any(isinstance(layer, BatchNorm1d) for layer in net.layers):
         raise ValueError("net has no BatchNorm1d layer to add noise after")
@@ -48,7 +59,8 @@ def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0):
     for layer in net.layers:
         layers.append(layer)
         if isinstance(layer, BatchNorm1d):
-            layers.append(ShiftScaleNoise(shift, scale, rng=generator))
+            noise = ActivationNoise if per_sample else ShiftScaleNoise
+            layers.append(noise(shift, scale, rng=generator))
     return Network(layers, net.input_shape)
 
 
@@ -68,13 +80,21 @@ def layer_input_moments(net, x):
     return moments
 
 
-def distribution_shift(before, after):
-    """(L,) shift_l = mean |Δmean| + mean |Δstd| per layer, between two ``layer_input_moments`` results."""
+def distribution_shift(before, after, *, relative=False):
+    """(L,) shift_l = mean |Δmean| + mean |Δstd| per layer, between two ``layer_input_moments`` results.
+
+    relative=True: divided by the layer's spread before the change, the RMS of
+    its units' stds, sqrt(mean_j std_j²), so that layers and networks of any
+    activation scale compare (scale-free; a shift of 1 is one spread).
+    """
     if len(before) != len(after):
         raise ValueError(f"before and after must describe the same layers, got {len(before)} and {len(after)}")
-    return np.array(
-        [np.abs(m1 - m0).mean() + np.abs(s1 - s0).mean() for (m0, s0), (m1, s1) in zip(before, after, strict=True)]
-    )
+    shifts = []
+    for (m0, s0), (m1, s1) in zip(before, after, strict=True):
+        shift = np.abs(m1 - m0).mean() + np.abs(s1 - s0).mean()
+        spread = np.sqrt(np.mean(np.square(s0))) if relative else 1.0
+        shifts.append(shift / spread if spread > 0 else np.nan)  # a layer with no spread has no scale to compare with
+    return np.array(shifts)
 
 
 class ShiftTracker:
@@ -93,9 +113,10 @@ class ShiftTracker:
         self.iterations.append(iteration)
         self.moments.append(layer_input_moments(net, self.x))
 
-    def shifts(self):
-        """Row t: the shift of every layer between evaluations t and t + 1."""
-        return np.array([distribution_shift(a, b) for a, b in zip(self.moments[:-1], self.moments[1:], strict=True)])
+    def shifts(self, *, relative=False):
+        """Row t: the shift of every layer between evaluations t and t + 1 (relative: see distribution_shift)."""
+        pairs = zip(self.moments[:-1], self.moments[1:], strict=True)
+        return np.array([distribution_shift(a, b, relative=relative) for a, b in pairs])
 
 
 def gradient_shift(net, x, y, lr):

@@ -11,6 +11,15 @@ along -g with step sizes η and measure
 A small gradient change means the gradient at w predicts the gradient a step
 away, so larger steps are safe.
 
+The curvature itself: the largest eigenvalue λ_max of the Hessian H = ∇²L(w),
+by power iteration on Hessian-vector products, each from two gradients,
+
+    H v ≈ (∇L(w + h v) - ∇L(w - h v)) / (2h)        (exact for a quadratic)
+
+On a quadratic, gradient descent with learning rate η is stable along the top
+eigenvector only while λ_max < 2/η; Cohen et al. (2021) find that full-batch
+training drives λ_max up to about 2/η and holds it there (the edge of stability).
+
 ``along_gradient(f, w, step_sizes)`` works on any ``f(w) -> (loss, gradient)``
 of a flat vector (the unit tests use a quadratic, where every quantity is known
 exactly); ``network_objective`` turns a network and a batch into such an f, and
@@ -23,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_count, check_positive
 from .losses import softmax_cross_entropy
 
 
@@ -52,6 +62,18 @@ class AlongGradient:
         """max_η ||∇L(w - ηg) - g|| / (η ||g||)."""
         return float(np.max(self.grad_change / (self.step_sizes * self.grad_norm)))
 
+    def loss_range_within(self, max_step):
+        """The loss range over the step sizes η <= max_step only (and η = 0)."""
+        values = np.append(self.losses[self.step_sizes <= max_step], self.loss)
+        return float(values.max() - values.min())
+
+    def beta_smoothness_within(self, max_step):
+        """The effective β-smoothness over the step sizes η <= max_step only (NaN if there is none)."""
+        near = self.step_sizes <= max_step
+        if not near.any():
+            return float("nan")
+        return float(np.max(self.grad_change[near] / (self.step_sizes[near] * self.grad_norm)))
+
 
 def along_gradient(f, w, step_sizes):
     """Loss and gradient change at w - η∇L(w) for every η in ``step_sizes``.
@@ -70,6 +92,40 @@ def along_gradient(f, w, step_sizes):
         losses.append(loss_eta)
         changes.append(np.linalg.norm(g_eta - g))
     return AlongGradient(step_sizes, float(loss), np.array(losses), float(np.linalg.norm(g)), np.array(changes))
+
+
+def hessian_power_iteration(f, w, *, iterations=20, h=1e-3, seed=0):
+    """λ_max, the largest Hessian eigenvalue at w, by power iteration; returns a float.
+
+    f: callable, flat parameters (P,) -> (loss, gradient (P,)).  w: (P,), not modified.
+    Each iteration: Hv by central differences of the gradient, step h along
+    the unit vector v, then v <- Hv / ||Hv||. This finds the eigenvalue of
+    largest magnitude, λ_1 = v·Hv. If it is negative (a direction of strong
+    negative curvature), a second run on H - λ_1 I, whose eigenvalues are all
+    >= 0, finds μ = λ_max - λ_1, and λ_max = μ + λ_1.
+    """
+    check_count("iterations", iterations)
+    check_positive("h", h)
+
+    def hessian_times(v):
+        step = (h * v).astype(w.dtype)
+        return (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
+
+    def power(shift):
+        v = np.random.default_rng(seed).standard_normal(w.shape)
+        v /= np.linalg.norm(v)
+        eigenvalue = 0.0
+        for _ in range(iterations):
+            Hv = hessian_times(v) - shift * v
+            eigenvalue = float(v @ Hv)
+            norm = np.linalg.norm(Hv)
+            if norm == 0:
+                break
+            v = Hv / norm
+        return eigenvalue
+
+    largest_magnitude = power(0.0)
+    return largest_magnitude if largest_magnitude >= 0 else power(largest_magnitude) + largest_magnitude
 
 
 def network_objective(net, x, y):
@@ -97,6 +153,16 @@ def network_objective(net, x, y):
         return loss, np.concatenate([p.grad.ravel() for p in params])
 
     return f, np.concatenate([p.value.ravel() for p in params]), load
+
+
+def largest_hessian_eigenvalue(net, x, y, *, iterations=20, h=1e-3, seed=0):
+    """``hessian_power_iteration`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
+    f, w, load = network_objective(net, x, y)
+    with net.preserving_buffers():
+        try:
+            return hessian_power_iteration(f, w, iterations=iterations, h=h, seed=seed)
+        finally:
+            load(w)
 
 
 def landscape_along_gradient(net, x, y, step_sizes):

@@ -542,6 +542,47 @@ class ShiftScaleNoise(Layer):
         return f"ShiftScaleNoise(shift={self.shift}, scale={self.scale})"
 
 
+class ActivationNoise(Layer):
+    """The noisy BN of Santurkar et al. (2018): i.i.d. noise on every activation of every sample.
+
+    At every training step, each feature j first gets a noise distribution
+    with a non-zero mean and a non-unit variance, then every activation draws
+    its own scale and shift from it (x: (N, D); i: sample, j: feature):
+
+        per step:        c_j ~ U(1 - scale, 1 + scale)      a_j ~ U(-shift, shift)
+        per activation:  s_ij ~ N(c_j, scale²)             m_ij ~ N(a_j, shift²)
+        out = s * x + m                                     dx = s * dout
+
+    Unlike ShiftScaleNoise (one draw per feature, shared by the batch, which
+    the next BN layer undoes), the noise differs from sample to sample, so it
+    also changes the shape of each feature's distribution, and its moments
+    move at every step. E[s] = 1 and E[m] = 0: eval mode is the identity.
+    """
+
+    def __init__(self, shift=0.5, scale=0.25, *, rng):
+        super().__init__()
+        self.shift = check_positive("shift", shift)
+        self.scale = check_fraction("scale", scale)
+        self.rng = rng
+
+    def forward(self, x):
+        if not self.training:
+            self.s = None
+            return x
+        N, D = x.shape
+        c = self.rng.uniform(1 - self.scale, 1 + self.scale, D)
+        a = self.rng.uniform(-self.shift, self.shift, D)
+        self.s = (c + self.scale * self.rng.standard_normal((N, D))).astype(x.dtype)
+        m = (a + self.shift * self.rng.standard_normal((N, D))).astype(x.dtype)
+        return x * self.s + m
+
+    def backward(self, dout):
+        return dout if self.s is None else dout * self.s
+
+    def __repr__(self):
+        return f"ActivationNoise(shift={self.shift}, scale={self.scale})"
+
+
 ACTIVATIONS = {"tanh": Tanh, "relu": ReLU, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 
 
@@ -570,6 +611,7 @@ __all__ = [
     "LeakyReLU",
     "Dropout",
     "ShiftScaleNoise",
+    "ActivationNoise",
     "ACTIVATIONS",
     "make_activation",
 ]

@@ -86,3 +86,27 @@ def test_gradient_shift_leaves_the_network_unchanged(mnist):
     table = bh.gradient_shift(net, mnist.x_train[:64], mnist.y_train[:64], lr=0.1)
     assert np.all(table["cosine"] <= 1 + 1e-12) and np.all(table["l2"] > 0)
     assert all(np.array_equal(v, net.state()[k]) for k, v in state.items())
+
+
+def test_activation_noise_is_per_sample_redrawn_every_step_and_the_identity_in_eval():
+    x = np.ones((500, 4), dtype=np.float32)
+    layer = bh.ActivationNoise(0.5, 0.25, rng=bh.rng(0))
+    first, second = layer.forward(x), layer.forward(x)
+    assert first.dtype == np.float32 and first.shape == x.shape
+    assert np.all(first.std(axis=0) > 0.3)  # samples differ: the noise is per activation
+    assert not np.allclose(first.mean(axis=0), second.mean(axis=0), atol=0.05)  # the distribution moves every step
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), layer.s)  # out = s * x + m
+    layer.training = False
+    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.backward(x), x)
+    noisy = bh.add_noise_after_batchnorm(small_mlp(), seed=0, per_sample=True)
+    assert [type(layer).__name__ for layer in noisy.layers].count("ActivationNoise") == 3
+
+
+def test_relative_shift_is_scale_free():
+    before = [(np.zeros(2), np.full(2, 2.0))]
+    after = [(np.array([0.2, -0.4]), np.array([2.0, 2.6]))]
+    np.testing.assert_allclose(bh.distribution_shift(before, after), [0.6])
+    np.testing.assert_allclose(bh.distribution_shift(before, after, relative=True), [0.3])  # spread 2
+    scaled = [[(10 * m, 10 * s) for m, s in moments] for moments in (before, after)]
+    np.testing.assert_allclose(bh.distribution_shift(*scaled, relative=True), [0.3])

@@ -34,3 +34,48 @@ def test_landscape_along_gradient_restores_parameters_and_buffers(mnist):
     loss, _ = bh.softmax_cross_entropy(net.forward(x), y)
     assert r.loss == pytest.approx(loss)
     assert r.losses[0] < r.loss  # a small step down the gradient lowers the loss
+
+
+def test_loss_range_and_beta_within_a_step_size_keep_only_the_small_steps():
+    A = np.diag([1.0, 4.0, 10.0])
+    w = np.array([1.0, -1.0, 0.5])
+    f = lambda v: (0.5 * v @ A @ v, A @ v)  # noqa: E731
+    r = bh.along_gradient(f, w, np.array([0.01, 0.05, 0.3]))
+    assert r.loss_range_within(0.05) == pytest.approx(np.ptp(np.append(r.losses[:2], r.loss)))
+    assert r.loss_range_within(1.0) == pytest.approx(r.loss_range)
+    assert r.beta_smoothness_within(0.05) == pytest.approx(r.beta_smoothness)  # a quadratic: the same at every η
+    assert np.isnan(r.beta_smoothness_within(0.001))
+
+
+def test_power_iteration_finds_the_largest_eigenvalue_of_a_known_hessian():
+    # L(w) = 1/2 w^T A w with A = Q diag(eigenvalues) Q^T: the Hessian is A everywhere.
+    rng = np.random.default_rng(1)
+    Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    A = Q @ np.diag([9.0, 3.0, 1.0, 0.5, -2.0, 0.1]) @ Q.T
+    f = lambda v: (0.5 * v @ A @ v, A @ v)  # noqa: E731
+    w = rng.standard_normal(6)
+    assert bh.hessian_power_iteration(f, w, iterations=60) == pytest.approx(9.0, rel=1e-6)
+    assert bh.hessian_power_iteration(f, w, iterations=60, h=0.5) == pytest.approx(9.0, rel=1e-6)  # exact at any h
+    # the largest eigenvalue even when a negative one has a larger magnitude: -A has eigenvalues -9 ... 2
+    assert bh.hessian_power_iteration(lambda v: (0.0, -A @ v), w, iterations=200) == pytest.approx(2.0, rel=1e-4)
+    with pytest.raises(ValueError, match="iterations"):
+        bh.hessian_power_iteration(f, w, iterations=0)
+    with pytest.raises(ValueError, match="h"):
+        bh.hessian_power_iteration(f, w, h=-1.0)
+
+
+def test_largest_hessian_eigenvalue_of_a_network_matches_finite_differences_and_restores_it(mnist):
+    net = small_mlp()
+    x, y = mnist.x_train[:64], mnist.y_train[:64]
+    state = {k: v.copy() for k, v in net.state().items()}
+    lam = bh.largest_hessian_eigenvalue(net, x, y, iterations=30)
+    assert all(np.array_equal(v, net.state()[k]) for k, v in state.items())
+    # the Rayleigh quotient of any direction is at most the largest eigenvalue
+    f, w, load = bh.network_objective(net, x, y)
+    with net.preserving_buffers():
+        v = np.random.default_rng(0).standard_normal(w.shape)
+        v /= np.linalg.norm(v)
+        h = 1e-3
+        quotient = v @ (f(w + h * v)[1] - f(w - h * v)[1]) / (2 * h)
+        load(w)
+    assert lam > 0 and lam >= quotient

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+# The classroom edition's markers around a solution, written as a pattern: the literal marker
+# lines in this file would be read as markers themselves.
+SOLUTION_MARKER = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$")
 
 
 def source_code(function, docstring=True):
@@ -28,4 +31,4 @@ def source_code(function, docstring=True):
         first, last = definition.body[0].lineno - 1, definition.body[0].end_lineno  # the docstring's lines
         indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
         lines[first:last] = [f'{indent}"""{doc.splitlines()[0]}"""']
-    return "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS) + "\n"
+    return "\n".join(line for line in lines if not SOLUTION_MARKER.match(line)) + "\n"

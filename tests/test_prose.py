@@ -31,10 +31,6 @@ BEING_REBUILT = {
     "06_solutions",
     "07_solutions",
     "08_solutions",
-    "01_activation_statistics",  # issue 19, branch i19 (this branch; removed when rebuilt)
-    "02_batchnorm_backward",
-    "01_solutions",
-    "02_solutions",
 }
 
 

@@ -37,8 +37,12 @@ def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", no
         ax.plot(t["layer"], t[column], "o-")
         ax.set(xlabel="hidden layer", title=what)
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    log_axis(axes[1])
-    log_axis(axes[2])
+    # Fixed minimum spans: a change of a few percent must not look like one of a factor of ten.
+    low, high = axes[0].get_ylim()
+    if high - low < 0.2:
+        axes[0].set_ylim((low + high) / 2 - 0.1, (low + high) / 2 + 0.1)
+    log_axis(axes[1], min_decades=2)
+    log_axis(axes[2], min_decades=2)
     normalized = "no normalization" if norm is None else f"norm={norm!r}"
     fig.suptitle(f"{activation}, W ~ N(0, {scale:.3g}²), {normalized}", fontweight="bold")
     plt.show()

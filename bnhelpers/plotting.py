@@ -34,16 +34,22 @@ def set_style():
         set_matplotlib_formats("retina")
 
 
-def log_axis(ax, axis="y"):
+def log_axis(ax, axis="y", min_decades=None):
     """Put ``axis`` on a log scale whose tick labels stay readable however narrow the data.
 
     Matplotlib labels minor ticks ("8.35×10⁻¹ ... 8×10⁻¹") when the data span
     less than a decade; here a narrow axis gets plain labels at 1, 2 and 5
     times a power of ten, and a wide one only its powers of ten.
+    min_decades: widen the axis around its data to at least this many powers
+    of ten, so that a change by a few percent does not fill the panel.
     """
     getattr(ax, f"set_{axis}scale")("log")
     target = ax.yaxis if axis == "y" else ax.xaxis
     low, high = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    if min_decades is not None and high / low < 10.0**min_decades:
+        centre, half = np.sqrt(low * high), 10.0 ** (min_decades / 2)
+        low, high = centre / half, centre * half
+        (ax.set_ylim if axis == "y" else ax.set_xlim)(low, high)
     if high / low < 30:
         target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -234,7 +240,8 @@ def speedup_plot(
     sizes, ratios, ax=None, title="Closed-form backward vs staged graph", ylabel="speed-up (staged / fast)"
 ):
     fig, ax = _axes(ax)
-    ax.plot(range(len(sizes)), ratios, "o-")
+    ax.bar(range(len(sizes)), ratios, width=0.5)  # bars: the sizes are categories, nothing lies between them
+    ax.grid(axis="x", visible=False)
     ax.set_xticks(range(len(sizes)), [f"{n}×{d}" for n, d in sizes])
     ax.axhline(1.0, color="grey", ls=":", lw=1)
     ax.set(xlabel="(N, D)", ylabel=ylabel, title=title)

@@ -3,6 +3,7 @@
     python tools/claims.py                          # every configuration, every notebook
     python tools/claims.py --configs seed+1 notebooks/03_*.ipynb
     python tools/claims.py --configs seed+0,seed+4,seed+7 notebooks/06_*.ipynb   # any offset
+    python tools/claims.py --seeds 0-9 notebooks/01_*.ipynb   # a sweep of offsets (make claims SEEDS=0-9)
 
 A notebook passes a configuration when it runs top to bottom without an error,
 so every ``assert`` in it holds; outputs are not compared (that is nbval's job
@@ -10,12 +11,20 @@ at the reference configuration). The configurations change what a claim must
 not depend on: the seeds (BNHELPERS_SEED_OFFSET), the OpenBLAS kernel, the
 number of BLAS threads, and the oldest package versions requirements.txt
 allows (the virtual environment .venv-oldest, built by ``make oldest``).
+
+Besides offsets 1-3, the default run tries a *rotating* offset that no one
+chose: derived from the current commit (or, outside a git checkout, from
+the date), so it changes with every commit. It is printed, with where it came
+from, so that a failure can be reproduced with ``--configs seed+N``. A claim
+that fails there is wider than its evidence.
 Runs go two at a time, one per core. Logs of failures go to build/claims/.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import os
 import re
 import subprocess
@@ -39,7 +48,41 @@ CONFIGS = {
     "2 threads": (TWO_THREADS, ".venv"),
     "oldest": (ONE_THREAD, ".venv-oldest"),
 }
-DEFAULT_CONFIGS = list(CONFIGS)
+ROTATING_RANGE = (4, 1000)  # offsets 1-3 are tried anyway; 0 is the reference run
+
+
+def rotating_offset() -> tuple[int, str]:
+    """(offset, source): an offset in ROTATING_RANGE from the commit's hash, or from today's date without git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        key, source = commit, f"commit {commit[:10]}"
+    except (OSError, subprocess.CalledProcessError):
+        today = datetime.date.today().isoformat()
+        key, source = today, f"date {today}"
+    low, high = ROTATING_RANGE
+    offset = low + int(hashlib.sha256(key.encode()).hexdigest(), 16) % (high - low)
+    return offset, source
+
+
+def parse_seeds(text: str) -> list[str]:
+    """'0-9' or '0,4,7' or '2-4,11' -> ['seed+0', ...]; a clear error otherwise."""
+    offsets = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        if not (low.isdigit() and (not dash or high.isdigit())) or (dash and int(high) < int(low)):
+            raise ValueError(f"seeds must look like 0-9 or 0,4,7 (offsets >= 0, ranges low-high); got {text!r}")
+        offsets.extend(range(int(low), int(high if dash else low) + 1))
+    return [f"seed+{n}" for n in dict.fromkeys(offsets)]
+
+
+def default_configs() -> list[str]:
+    """The fixed configurations, with the rotating seed offset after seed+3."""
+    names = list(CONFIGS)
+    names.insert(names.index("seed+3") + 1, f"seed+{rotating_offset()[0]}")
+    return names
 
 
 def config_named(name: str):
@@ -88,14 +131,27 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb and solutions/*.ipynb")
     parser.add_argument(
         "--configs",
-        default=",".join(DEFAULT_CONFIGS),
-        help=f"comma-separated, from {', '.join(CONFIGS)}, or seed+N for any N",
+        help=f"comma-separated, from {', '.join(CONFIGS)}, or seed+N for any N "
+        "(default: all of those and a rotating seed offset derived from the commit)",
     )
+    parser.add_argument("--seeds", help="a sweep of seed offsets instead of --configs: 0-9, or 0,4,7")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks executed at once (default 2, one per core)")
     parser.add_argument("--table", type=Path, help="also write the markdown table to this file")
     args = parser.parse_args(argv)
 
-    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    if args.seeds and args.configs:
+        parser.error("give --seeds or --configs, not both")
+    if args.seeds:
+        try:
+            configs = parse_seeds(args.seeds)
+        except ValueError as error:
+            parser.error(str(error))
+    elif args.configs:
+        configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    else:
+        configs = default_configs()
+        offset, source = rotating_offset()
+        print(f"rotating seed offset: seed+{offset} (from the {source}); reproduce with --configs seed+{offset}")
     unknown = []
     for config in configs:
         try:
@@ -140,6 +196,9 @@ def main(argv=None) -> int:
         lines.append(f"| {nb.stem} | " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     failed = sum(not passed for passed, _ in results.values())
+    if not args.configs and not args.seeds:
+        offset, source = rotating_offset()
+        table += f"\n\nseed+{offset}: the rotating seed offset, from the {source}"
     print(f"\n{table}\n\n{time.perf_counter() - started:.0f} s for {len(results)} notebook runs")
     print(f"{len(results) - failed} passed, {failed} failed")
     if args.table:

@@ -78,3 +78,17 @@ def test_normalization_cube_shades_exactly_the_shared_values():
     plt.close(fig)
     with pytest.raises(ValueError, match="shared must be a boolean array"):
         draw_normalization_cube(shared.astype(float))
+
+
+def test_normalization_cube_marks_one_value_in_a_second_colour():
+    shared = np.zeros((3, 4, 2), dtype=bool)
+    shared[0, :, :] = True  # LayerNorm: one sample
+    faces = []
+    for mark in (None, (0, 0, 0)):
+        fig = draw_normalization_cube(shared, mark=mark)
+        faces.append([c.get_facecolor()[0] for c in fig.axes[0].collections])
+        plt.close(fig)
+    changed = [not np.allclose(a, b) for a, b in zip(*faces, strict=True)]
+    assert sum(changed) == 1
+    with pytest.raises(ValueError, match="mark must be an index"):
+        draw_normalization_cube(shared, mark=(3, 0, 0))

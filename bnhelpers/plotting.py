@@ -246,3 +246,45 @@ def speedup_plot(
     ax.axhline(1.0, color="grey", ls=":", lw=1)
     ax.set(xlabel="(N, D)", ylabel=ylabel, title=title)
     return fig
+
+
+def draw_normalization_cube(shared, ax=None, title=None, mark=None):
+    """Wu & He's (2018, Figure 2) picture of a normalization, drawn from a mask.
+
+    A batch of feature maps is a cube with axes N (samples), C (channels) and
+    H, W (positions, flattened into one axis). The values that share one mean
+    and one variance are shaded; the rest of the cube is drawn as outlines.
+
+    shared: boolean array (N, C, H*W), True where a value enters the statistics.
+    ax: a 3-D axes (``projection="3d"``), or None for a new figure.
+    mark: optional index (n, c, p) of one value, drawn in a second colour
+          (e.g. the output whose statistics are shown).
+    """
+    shared = np.asarray(shared)
+    if shared.ndim != 3 or shared.dtype != bool:
+        raise ValueError(f"shared must be a boolean array (N, C, H*W), got {shared.dtype} of shape {shared.shape}")
+    if mark is not None and (
+        len(mark) != 3 or not all(0 <= int(i) < size for i, size in zip(mark, shared.shape, strict=True))
+    ):
+        raise ValueError(f"mark must be an index (n, c, p) inside shape {shared.shape}, got {mark!r}")
+    if ax is None:
+        fig = plt.figure(figsize=(3.4, 3.4))
+        ax = fig.add_subplot(projection="3d")
+    elif getattr(ax, "name", None) != "3d":
+        raise ValueError("ax must be a 3-D axes (projection='3d')")
+    colour = sns.color_palette(PALETTE)[0]
+    faces = np.zeros(shared.shape + (4,))
+    faces[shared] = (*colour, 0.9)
+    faces[~shared] = (1.0, 1.0, 1.0, 0.08)
+    if mark is not None:
+        faces[tuple(int(i) for i in mark)] = (*sns.color_palette(PALETTE)[1], 1.0)
+    ax.voxels(np.ones(shared.shape, dtype=bool), facecolors=faces, edgecolors=(0.3, 0.3, 0.3, 0.5), linewidth=0.4)
+    ax.set_box_aspect(shared.shape)
+    ax.set(xticks=[], yticks=[], zticks=[])
+    ax.set_xlabel("N (samples)", labelpad=-10)
+    ax.set_ylabel("C (channels)", labelpad=-10)
+    ax.set_zlabel("H, W (positions)", labelpad=-12)
+    ax.view_init(elev=22, azim=-58)
+    if title:
+        ax.set_title(title)
+    return ax.figure

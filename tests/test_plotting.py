@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from bnhelpers.plotting import draw_bn_graph, log_axis, mean_and_range, set_style  # noqa: E402
+from bnhelpers.plotting import draw_bn_graph, draw_normalization_cube, log_axis, mean_and_range, set_style  # noqa: E402
 
 
 def tick_labels(ax):
@@ -86,3 +86,31 @@ def test_mean_and_range_draws_the_mean_and_shades_min_to_max_in_one_colour():
     assert vertices[:, 1].min() == 0.0 and vertices[:, 1].max() == 6.0
     assert tuple(band.get_facecolor()[0][:3]) == matplotlib.colors.to_rgb(line.get_color())
     plt.close(fig)
+
+
+def test_normalization_cube_shades_exactly_the_shared_values():
+    shared = np.zeros((3, 4, 2), dtype=bool)
+    shared[:, 1, :] = True  # BN: one channel, every sample and position
+    fig = draw_normalization_cube(shared, title="BN")
+    ax = fig.axes[0]
+    faces = [c.get_facecolor()[0] for c in ax.collections]
+    assert len(faces) == shared.size
+    assert sum(f[3] > 0.5 for f in faces) == shared.sum()
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_zlabel()) == ("N (samples)", "C (channels)", "H, W (positions)")
+    plt.close(fig)
+    with pytest.raises(ValueError, match="shared must be a boolean array"):
+        draw_normalization_cube(shared.astype(float))
+
+
+def test_normalization_cube_marks_one_value_in_a_second_colour():
+    shared = np.zeros((3, 4, 2), dtype=bool)
+    shared[0, :, :] = True  # LayerNorm: one sample
+    faces = []
+    for mark in (None, (0, 0, 0)):
+        fig = draw_normalization_cube(shared, mark=mark)
+        faces.append([c.get_facecolor()[0] for c in fig.axes[0].collections])
+        plt.close(fig)
+    changed = [not np.allclose(a, b) for a, b in zip(*faces, strict=True)]
+    assert sum(changed) == 1
+    with pytest.raises(ValueError, match="mark must be an index"):
+        draw_normalization_cube(shared, mark=(3, 0, 0))

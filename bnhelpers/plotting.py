@@ -239,3 +239,46 @@ def speedup_plot(
     ax.axhline(1.0, color="grey", ls=":", lw=1)
     ax.set(xlabel="(N, D)", ylabel=ylabel, title=title)
     return fig
+
+
+def plot_activation_heatmap(monitor, layer, ax=None, title=None):
+    """Hidden layer ``layer`` (1, 2, ...): its activation histograms over training as a heat map.
+
+    ``monitor`` is an instruments.TrainingMonitor. The x axis is the iteration,
+    the y axis the activation value, the colour log10(1 + count) of the probe
+    batch's activations in each bin (a log scale, so that thin tails stay
+    visible next to a tall peak). A distribution piling up at the edges of
+    tanh's range shows up as bright bands at -1 and +1.
+    """
+    fig, ax = _axes(ax)
+    counts = monitor.histograms[:, layer - 1, :]  # (records, bins)
+    low, high = monitor.value_range
+    iterations = np.asarray(monitor.iterations)
+    image = ax.imshow(
+        np.log10(1 + counts.T),
+        origin="lower",
+        aspect="auto",
+        extent=(iterations[0], iterations[-1], low, high),
+        cmap="viridis",
+        interpolation="nearest",
+    )
+    fig.colorbar(image, ax=ax, label="log10(1 + count)")
+    ax.set(xlabel="iteration", ylabel="activation value", title=title or f"hidden layer {layer}")
+    ax.grid(False)
+    return fig
+
+
+def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0):
+    """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, darker = deeper.
+
+    The dotted line is the rule-of-thumb reference (1e-3, i.e. -3).
+    """
+    fig, ax = _axes(ax)
+    ratios = monitor.log_update_ratios
+    colours = sns.color_palette("viridis", ratios.shape[1])
+    for k in range(ratios.shape[1]):
+        ax.plot(monitor.iterations, ratios[:, k], color=colours[k], lw=1.2, label=f"W{k + 1}")
+    ax.axhline(reference, color="0.2", ls=":", lw=1.5, label="1e-3")
+    ax.set(xlabel="iteration", ylabel="log10(‖update‖ / ‖W‖)", title=title or "update-to-data ratio")
+    ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig

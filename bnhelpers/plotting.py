@@ -268,17 +268,21 @@ def plot_activation_heatmap(monitor, layer, ax=None, title=None):
     return fig
 
 
-def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0):
+def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0, floor=-12.0):
     """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, darker = deeper.
 
-    The dotted line is the rule-of-thumb reference (1e-3, i.e. -3).
+    The dotted line is the rule-of-thumb reference (1e-3, i.e. -3). Ratios
+    below 10**floor, including updates that are exactly 0 (log10 = -inf,
+    e.g. a gradient that underflowed), are drawn on the floor line.
     """
     fig, ax = _axes(ax)
-    ratios = monitor.log_update_ratios
+    ratios = np.maximum(monitor.log_update_ratios, floor)
     colours = sns.color_palette("viridis", ratios.shape[1])
     for k in range(ratios.shape[1]):
         ax.plot(monitor.iterations, ratios[:, k], color=colours[k], lw=1.2, label=f"W{k + 1}")
     ax.axhline(reference, color="0.2", ls=":", lw=1.5, label="1e-3")
+    if ratios.min() <= floor:
+        ax.axhline(floor, color="0.5", ls="--", lw=1, label=f"≤ 1e{floor:g} or 0")
     ax.set(xlabel="iteration", ylabel="log10(‖update‖ / ‖W‖)", title=title or "update-to-data ratio")
     ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig

@@ -157,4 +157,8 @@ def test_heat_map_and_ratio_plots_show_the_records():
     np.testing.assert_allclose(image, np.log10(1 + monitor.histograms[:, 1, :].T))
     fig2 = plot_update_ratios(monitor)
     assert len(fig2.axes[0].lines) == 3 + 1  # one line per weight matrix and the reference
+    frozen = bh.TrainingMonitor(data.x_train[:30], data.y_train[:30])
+    frozen(1, small_net(), lambda: None)  # no update at all: log10 ratio -inf, drawn on the floor
+    lines = plot_update_ratios(frozen, floor=-12).axes[0].lines
+    assert len(lines) == 3 + 2 and all(line.get_ydata()[0] == -12 for line in lines[:3])
     plt.close("all")

@@ -247,8 +247,11 @@ def plot_activation_heatmap(monitor, layer, ax=None, title=None):
     ``monitor`` is an instruments.TrainingMonitor. The x axis is the iteration,
     the y axis the activation value, the colour log10(1 + count) of the probe
     batch's activations in each bin (a log scale, so that thin tails stay
-    visible next to a tall peak). A distribution piling up at the edges of
-    tanh's range shows up as bright bands at -1 and +1.
+    visible next to a tall peak). The colour scale runs from 0 to "every
+    activation in one bin", the same for every layer and network probed with
+    the same batch, so that heat maps side by side can be compared. A
+    distribution piling up at the edges of tanh's range shows up as bright
+    bands at -1 and +1.
     """
     fig, ax = _axes(ax)
     counts = monitor.histograms[:, layer - 1, :]  # (records, bins)
@@ -261,6 +264,8 @@ def plot_activation_heatmap(monitor, layer, ax=None, title=None):
         extent=(iterations[0], iterations[-1], low, high),
         cmap="viridis",
         interpolation="nearest",
+        vmin=0.0,
+        vmax=np.log10(1 + counts.sum(axis=1).max()),
     )
     fig.colorbar(image, ax=ax, label="log10(1 + count)")
     ax.set(xlabel="iteration", ylabel="activation value", title=title or f"hidden layer {layer}")

@@ -155,6 +155,7 @@ def test_heat_map_and_ratio_plots_show_the_records():
     image = fig.axes[0].images[0].get_array()
     assert image.shape == (10, 4)  # (bins, records)
     np.testing.assert_allclose(image, np.log10(1 + monitor.histograms[:, 1, :].T))
+    assert fig.axes[0].images[0].get_clim() == (0.0, np.log10(1 + 30 * 16))  # all 30 x 16 activations in one bin
     fig2 = plot_update_ratios(monitor)
     assert len(fig2.axes[0].lines) == 3 + 1  # one line per weight matrix and the reference
     frozen = bh.TrainingMonitor(data.x_train[:30], data.y_train[:30])

@@ -40,6 +40,7 @@ from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_i
 from .experiments import (
     compare_with_and_without_bn,
     final_accuracy_over_seeds,
+    paired_difference,
     random_net_statistics,
     run_in_parallel,
     sweep,

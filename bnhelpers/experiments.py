@@ -88,6 +88,20 @@ def compare_with_and_without_bn(
     )
 
 
+def paired_difference(a, b):
+    """Mean and standard error of the per-seed differences a - b: (mean, se).
+
+    a, b: (S,) scores of two variants on the same S seeds (same weights, masks
+          and batch order per seed), S >= 2. The paired difference cancels what
+          a seed does to both variants; se = std(a - b, ddof=1) / sqrt(S).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"a and b must be 1-D with the same length >= 2 (one score per seed), got shapes {a.shape} and {b.shape}")
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
 def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None):
     """A Run of build(seed) trained with each seed (weights, dropout masks and batch order)."""
     setups = {seed: (lambda seed=seed: build(seed), make_optimizer, seed) for seed in seeds}

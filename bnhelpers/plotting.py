@@ -274,7 +274,7 @@ def plot_activation_heatmap(monitor, layer, ax=None, title=None):
 
 
 def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0, floor=-12.0):
-    """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, darker = deeper.
+    """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, W1 dark to the output layer light.
 
     The dotted line is the rule-of-thumb reference (1e-3, i.e. -3). Ratios
     below 10**floor, including updates that are exactly 0 (log10 = -inf,
@@ -287,7 +287,7 @@ def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0, floor=-12.0
         ax.plot(monitor.iterations, ratios[:, k], color=colours[k], lw=1.2, label=f"W{k + 1}")
     ax.axhline(reference, color="0.2", ls=":", lw=1.5, label="1e-3")
     if ratios.min() <= floor:
-        ax.axhline(floor, color="0.5", ls="--", lw=1, label=f"≤ 1e{floor:g} or 0")
+        ax.axhline(floor, color="0.5", ls="--", lw=1, label=f"no change (−∞) or ≤ 1e{floor:g}")
     ax.set(xlabel="iteration", ylabel="log10(‖update‖ / ‖W‖)", title=title or "update-to-data ratio")
     ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig

@@ -6,7 +6,8 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     (convolution, pooling), conventions (framework presets), gradcheck
     (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
-    checkpoint, probes, inference (population statistics, train-mode
+    checkpoint, probes, instruments (update ratios, saturation and
+    activation histograms followed through training), inference (population statistics, train-mode
     accuracy, folding), experiments (with/without BN comparisons, repeats
     over seeds, sweeps, random-network statistics), timing (median times).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
@@ -39,6 +40,7 @@ from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_i
 from .experiments import (
     compare_with_and_without_bn,
     final_accuracy_over_seeds,
+    paired_difference,
     random_net_statistics,
     run_in_parallel,
     sweep,
@@ -54,6 +56,7 @@ from .inference import (
     population_statistics,
     use_population_statistics,
 )
+from .instruments import TrainingMonitor, activation_histogram
 from .landscape import (
     AlongGradient,
     along_gradient,
@@ -102,7 +105,7 @@ from .timing import median_seconds
 from .trainer import History, evaluate, train
 
 __all__ = [
-    "Adam", "add_noise_after_batchnorm", "along_gradient", "AlongGradient",
+    "Adam", "activation_histogram", "add_noise_after_batchnorm", "along_gradient", "AlongGradient",
     "batch_noise", "batch_statistics_accuracy", "BatchNorm1d", "BatchNorm2d", "batchnorm_backward",
     "batchnorm_backward_fast", "batchnorm_fold", "batchnorm_forward", "BatchNormCache", "BatchRenorm1d",
     "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "check",
@@ -120,4 +123,5 @@ __all__ = [
     "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
     "normalized_weights", "weight_norms",
     "ActivationNoise", "hessian_power_iteration", "largest_hessian_eigenvalue",
+    "TrainingMonitor", "activation_histogram",
 ]  # fmt: skip

@@ -37,23 +37,27 @@ LABELS = {None: "without BN", "batch": "with BN"}
 
 @dataclass
 class Run:
-    """A trained network and its training history."""
+    """A trained network, its training history and, if one was asked for, its on_step monitor."""
 
     net: Network
     history: History
+    monitor: object = None
 
 
-def train_each(setups, data, *, iterations, batch_size, eval_every=None, progress=None):
+def train_each(setups, data, *, iterations, batch_size, eval_every=None, progress=None, monitor=None):
     """Train independent networks, one core each; returns {key: Run}.
 
     setups:     {key: (build, make_optimizer, seed)}: ``build()`` gives the network,
                 ``make_optimizer(net.parameters())`` its optimizer, ``seed`` the batch order.
     eval_every: default ``iterations`` (evaluate only before and after training).
+    monitor:    optional ``monitor(key)`` giving each run's ``on_step`` hook (e.g. an
+                instruments.TrainingMonitor); it comes back, filled in, as ``Run.monitor``.
     """
 
     def run(key):
         build, make_optimizer, seed = setups[key]
         net = build()
+        hook = None if monitor is None else monitor(key)
         history = train(
             net,
             make_optimizer(net.parameters()),
@@ -63,21 +67,45 @@ def train_each(setups, data, *, iterations, batch_size, eval_every=None, progres
             eval_every=eval_every or iterations,
             seed=seed,
             progress=progress,
+            on_step=hook,
             verbose=False,
         )
-        return Run(net, history)
+        return Run(net, history, hook)
 
     return dict(zip(setups, run_in_parallel(run, setups), strict=True))
 
 
 def compare_with_and_without_bn(
-    build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None
+    build, make_optimizer, data, *, iterations, batch_size, eval_every=60, seed=0, progress=None, monitor=None
 ):
-    """Train build(None) and build("batch") on the same batches; returns {"without BN": Run, "with BN": Run}."""
+    """Train build(None) and build("batch") on the same batches; returns {"without BN": Run, "with BN": Run}.
+
+    monitor: optional ``monitor(label)`` giving each run's on_step hook (see train_each).
+    """
     setups = {label: (lambda norm=norm: build(norm), make_optimizer, seed) for norm, label in LABELS.items()}
     return train_each(
-        setups, data, iterations=iterations, batch_size=batch_size, eval_every=eval_every, progress=progress
+        setups,
+        data,
+        iterations=iterations,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        progress=progress,
+        monitor=monitor,
     )
+
+
+def paired_difference(a, b):
+    """Mean and standard error of the per-seed differences a - b: (mean, se).
+
+    a, b: (S,) scores of two variants on the same S seeds (same weights, masks
+          and batch order per seed), S >= 2. The paired difference cancels what
+          a seed does to both variants; se = std(a - b, ddof=1) / sqrt(S).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"a and b must be 1-D with the same length >= 2 (one score per seed), got shapes {a.shape} and {b.shape}")
+    d = a - b
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
 def train_over_seeds(build, make_optimizer, data, seeds, *, iterations, batch_size, eval_every=None, progress=None):

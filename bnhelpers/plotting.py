@@ -288,3 +288,55 @@ def draw_normalization_cube(shared, ax=None, title=None, mark=None):
     if title:
         ax.set_title(title)
     return ax.figure
+
+
+def plot_activation_heatmap(monitor, layer, ax=None, title=None):
+    """Hidden layer ``layer`` (1, 2, ...): its activation histograms over training as a heat map.
+
+    ``monitor`` is an instruments.TrainingMonitor. The x axis is the iteration,
+    the y axis the activation value, the colour log10(1 + count) of the probe
+    batch's activations in each bin (a log scale, so that thin tails stay
+    visible next to a tall peak). The colour scale runs from 0 to "every
+    activation in one bin", the same for every layer and network probed with
+    the same batch, so that heat maps side by side can be compared. A
+    distribution piling up at the edges of tanh's range shows up as bright
+    bands at -1 and +1.
+    """
+    fig, ax = _axes(ax)
+    counts = monitor.histograms[:, layer - 1, :]  # (records, bins)
+    low, high = monitor.value_range
+    iterations = np.asarray(monitor.iterations)
+    image = ax.imshow(
+        np.log10(1 + counts.T),
+        origin="lower",
+        aspect="auto",
+        extent=(iterations[0], iterations[-1], low, high),
+        cmap="viridis",
+        interpolation="nearest",
+        vmin=0.0,
+        vmax=np.log10(1 + counts.sum(axis=1).max()),
+    )
+    fig.colorbar(image, ax=ax, label="log10(1 + count)")
+    ax.set(xlabel="iteration", ylabel="activation value", title=title or f"hidden layer {layer}")
+    ax.grid(False)
+    return fig
+
+
+def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0, floor=-12.0):
+    """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, W1 dark to the output layer light.
+
+    The dotted line is the rule-of-thumb reference (1e-3, i.e. -3). Ratios
+    below 10**floor, including updates that are exactly 0 (log10 = -inf,
+    e.g. a gradient that underflowed), are drawn on the floor line.
+    """
+    fig, ax = _axes(ax)
+    ratios = np.maximum(monitor.log_update_ratios, floor)
+    colours = sns.color_palette("viridis", ratios.shape[1])
+    for k in range(ratios.shape[1]):
+        ax.plot(monitor.iterations, ratios[:, k], color=colours[k], lw=1.2, label=f"W{k + 1}")
+    ax.axhline(reference, color="0.2", ls=":", lw=1.5, label="1e-3")
+    if ratios.min() <= floor:
+        ax.axhline(floor, color="0.5", ls="--", lw=1, label=f"no change (−∞) or ≤ 1e{floor:g}")
+    ax.set(xlabel="iteration", ylabel="log10(‖update‖ / ‖W‖)", title=title or "update-to-data ratio")
+    ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig

@@ -93,6 +93,7 @@ def train(
     seed=0,
     progress=None,
     on_eval=None,
+    on_step=None,
     verbose=True,
 ):
     """Train ``net`` in place and return its History.
@@ -100,6 +101,9 @@ def train(
     data:        an object with x_train, y_train, x_val, y_val (e.g. load_mnist()'s result).
     optimizer:   built on net.parameters().
     on_eval:     optional callback(iteration, net) after each evaluation (for probes).
+    on_step:     optional callback(iteration, net, step) called in place of ``optimizer.step()``
+                 after each backward pass; it must call ``step()`` once (instruments measure
+                 around it: bnhelpers.instruments.TrainingMonitor).
     progress:    show a progress bar (default: yes, unless BNHELPERS_PROGRESS=0).
     verbose:     print a line when training stops early.
     """
@@ -168,7 +172,10 @@ def train(
                 stop(it, f"the loss became {loss}")
                 break
             net.backward(dlogits)
-            optimizer.step()
+            if on_step is None:
+                optimizer.step()
+            else:
+                on_step(it, net, optimizer.step)
             history.loss.append(loss)
             history.batch_accuracy.append(float((logits.argmax(axis=1) == yb).mean()))
             if it % eval_every == 0 or it == iterations:

@@ -226,3 +226,10 @@ def test_sweep_flags_a_diverged_run_and_skips_its_measurement(mnist):
     )
     assert table["stopped"].isna().tolist() == [True, False]
     assert 0 <= table["train_accuracy"][0] <= 1 and np.isnan(table["train_accuracy"][1])
+
+
+def test_paired_difference_is_mean_and_standard_error_of_the_differences():
+    mean, se = bh.paired_difference([0.9, 0.8, 0.7], [0.8, 0.8, 0.8])
+    assert mean == pytest.approx(0.0) and se == pytest.approx(0.1 / np.sqrt(3))
+    with pytest.raises(ValueError, match="a and b"):
+        bh.paired_difference([0.9], [0.8])

@@ -8,7 +8,8 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
 Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, train-mode
     accuracy, folding), experiments (with/without BN comparisons, repeats
-    over seeds, sweeps, random-network statistics), timing (median times).
+    over seeds, sweeps, random-network statistics), timing (median times),
+    data_parallel (per-device and synchronized BN over K simulated devices).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
     landscape (loss and gradient change along the gradient),
     scale_invariance (weight norms and the effective learning rate of
@@ -36,6 +37,7 @@ from .covariate_shift import (
     layer_input_moments,
 )
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
+from .data_parallel import AllReduce, per_device_batchnorm_forward, sync_batchnorm_backward, sync_batchnorm_forward
 from .experiments import (
     compare_with_and_without_bn,
     final_accuracy_over_seeds,
@@ -50,7 +52,10 @@ from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
 from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .inference import (
     batch_statistics_accuracy,
+    example_weighted_logits,
+    example_weighted_normalize,
     fold_batchnorm,
+    freeze_batchnorm,
     population_statistics,
     use_population_statistics,
 )
@@ -111,4 +116,6 @@ __all__ = [
     "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
     "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
     "normalized_weights", "weight_norms",
+    "AllReduce", "per_device_batchnorm_forward", "sync_batchnorm_forward", "sync_batchnorm_backward",
+    "example_weighted_logits", "example_weighted_normalize", "freeze_batchnorm",
 ]  # fmt: skip

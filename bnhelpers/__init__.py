@@ -7,7 +7,7 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, train-mode
-    accuracy, folding), experiments (with/without BN comparisons, repeats
+    accuracy, inference example weighting, frozen BN, folding), experiments (with/without BN comparisons, repeats
     over seeds, sweeps, random-network statistics), timing (median times),
     data_parallel (per-device and synchronized BN over K simulated devices).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),

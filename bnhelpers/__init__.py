@@ -7,9 +7,12 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     (finite differences).
 Training engine: layers, network, models (builders), losses, optim, trainer,
     checkpoint, probes, instruments (update ratios, saturation and
-    activation histograms followed through training), inference (population statistics, train-mode
-    accuracy, folding), experiments (with/without BN comparisons, repeats
-    over seeds, sweeps, random-network statistics), timing (median times).
+    activation histograms followed through training), inference
+    (population statistics, train-mode accuracy, inference example
+    weighting, frozen BN, folding), experiments (with/without BN comparisons,
+    repeats over seeds, sweeps, random-network statistics), timing (median
+    times), data_parallel (per-device and synchronized BN over K simulated
+    devices).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
     landscape (loss and gradient change along the gradient),
     scale_invariance (weight norms and the effective learning rate of
@@ -37,6 +40,7 @@ from .covariate_shift import (
     layer_input_moments,
 )
 from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
+from .data_parallel import AllReduce, per_device_batchnorm_forward, sync_batchnorm_backward, sync_batchnorm_forward
 from .experiments import (
     compare_with_and_without_bn,
     final_accuracy_over_seeds,
@@ -52,7 +56,10 @@ from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
 from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .inference import (
     batch_statistics_accuracy,
+    example_weighted_logits,
+    example_weighted_normalize,
     fold_batchnorm,
+    freeze_batchnorm,
     population_statistics,
     use_population_statistics,
 )
@@ -124,4 +131,8 @@ __all__ = [
     "normalized_weights", "weight_norms",
     "ActivationNoise", "hessian_power_iteration", "largest_hessian_eigenvalue",
     "TrainingMonitor", "activation_histogram",
+
+
+    "AllReduce", "per_device_batchnorm_forward", "sync_batchnorm_forward", "sync_batchnorm_backward",
+    "example_weighted_logits", "example_weighted_normalize", "freeze_batchnorm",
 ]  # fmt: skip

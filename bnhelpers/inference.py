@@ -10,6 +10,13 @@
   batch normalized with its own statistics, as the network saw data in
   training; its difference from eval-mode accuracy is the train/test
   discrepancy of small batches.
+* ``example_weighted_logits`` (Summers & Dinneen 2020, "inference example
+  weighting"): in training each sample is part of its own batch statistics,
+  with weight 1/m; at inference the population statistics leave it out. This
+  puts it back: each test sample is normalized with the mean and variance of a
+  mixture of itself (weight alpha) and the population (weight 1 - alpha).
+* ``freeze_batchnorm``: frozen BN for fine-tuning with small batches; the BN
+  layers normalize with their running statistics even in training mode.
 * ``fold_batchnorm``: a trained network in eval mode is a chain of affine maps
   and nonlinearities; each Linear -> BatchNorm1d (or BatchRenorm1d, whose eval
   mode is BN's) pair is one affine map, so it can be replaced by a single
@@ -118,6 +125,66 @@ def use_population_statistics(net, x, batch_size=60):
     for layer, (mean, var) in zip(_batchnorm_layers(net), population_statistics(net, x, batch_size), strict=True):
         layer.bn_param["running_mean"] = mean.astype(layer.bn_param["running_mean"].dtype)
         layer.bn_param["running_var"] = var.astype(layer.bn_param["running_var"].dtype)
+    return net
+
+
+def example_weighted_normalize(x, mean, var, eps, alpha):
+    """Normalize each row of x (N, D) with the moments of a mixture: itself (weight alpha) and the population.
+
+        mu_i     = alpha * x_i + (1 - alpha) * mean
+        sigma2_i = alpha * (x_i - mu_i)**2 + (1 - alpha) * (var + (mean - mu_i)**2)
+        x_hat_i  = (x_i - mu_i) / sqrt(sigma2_i + eps)
+
+    alpha = 0 is BN's eval mode; alpha = 1/m mimics a training batch of m
+    in which the other m - 1 samples have the population's moments.
+    """
+    mu = alpha * x + (1 - alpha) * mean
+    sigma2 = alpha * (x - mu) ** 2 + (1 - alpha) * (var + (mean - mu) ** 2)
+    return (x - mu) / np.sqrt(sigma2 + eps)
+
+
+def example_weighted_logits(net, x, alpha):
+    """Logits of ``net`` on x with every BatchNorm1d using inference example weighting (Summers & Dinneen 2020).
+
+    Each sample is normalized on its own (no batch), with alpha its weight in
+    its own statistics (example_weighted_normalize) and the running
+    statistics as the population's. Other layers run in eval mode; nothing
+    in ``net`` changes.
+    """
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a weight between 0 and 1, got {alpha!r}")
+    if any(isinstance(layer, (BatchNorm2d, BatchRenorm1d)) for layer in net.layers):
+        raise ValueError("example_weighted_logits supports BatchNorm1d layers only")
+    net.check_input(x)
+    previous = net.mode
+    net.eval()
+    try:
+        out = x
+        for layer in net.layers:
+            if isinstance(layer, BatchNorm1d):
+                p = layer.bn_param
+                x_hat = example_weighted_normalize(out, p["running_mean"], p["running_var"], p["eps"], alpha)
+                out = (layer.params["gamma"] * x_hat + layer.params["beta"]).astype(out.dtype, copy=False)
+            else:
+                out = layer.forward(out)
+        return out
+    finally:
+        net.set_mode(previous)
+
+
+def freeze_batchnorm(net, frozen=True):
+    """Frozen BN: every BN layer of ``net`` normalizes with its running statistics, in training mode too.
+
+    For fine-tuning with batches too small for good statistics: the running
+    statistics of the pretrained network stay fixed (they are not updated),
+    gamma and beta still train, and each BN layer is a fixed affine map. The
+    gradient flows through it as through eval-mode BN. frozen=False undoes it.
+    """
+    layers = _batchnorm_layers(net)
+    if not layers:
+        raise ValueError("net has no batch normalization layers")
+    for layer in layers:
+        layer.frozen = bool(frozen)
     return net
 
 

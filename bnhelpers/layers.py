@@ -251,6 +251,8 @@ class _BatchNormBase(Layer):
             num_batches_tracked=0,
         )
         self.num_features = num_features
+        # Frozen BN (fine-tuning): normalize with the running statistics even in training mode.
+        self.frozen = False
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
 
@@ -259,7 +261,7 @@ class _BatchNormBase(Layer):
         if isinstance(x, np.ndarray) and x.ndim >= 2 and x.shape[1] != self.num_features:
             what = "features" if x.ndim == 2 else "channels (axis 1)"
             raise ValueError(f"x has {x.shape[1]} {what}, {self!r} expects {self.num_features}: got shape {x.shape}")
-        self.bn_param["mode"] = bn_mode(self.training)
+        self.bn_param["mode"] = bn_mode(self.training and not self.frozen)
         return self.bn_param
 
     def buffers(self):
@@ -287,7 +289,7 @@ class _BatchNormBase(Layer):
     def _normalize(self, x, forward):
         """forward(x, gamma, beta, bn_param), or Ghost BN when the batch is larger than virtual_batch_size."""
         gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self._mode(x)
-        if self.training and self.virtual_batch_size is not None and len(x) > self.virtual_batch_size:
+        if bn_param["mode"] == "train" and self.virtual_batch_size is not None and len(x) > self.virtual_batch_size:
             out, self.cache = ghost_batchnorm_forward(x, gamma, beta, bn_param, self.virtual_batch_size)
         else:
             out, self.cache = forward(x, gamma, beta, bn_param)

@@ -116,3 +116,82 @@ def test_batch_statistics_accuracy_uses_batch_statistics_and_changes_nothing(tin
     assert whole == float((logits.argmax(axis=1) == tiny_images.y_val).mean())
     with pytest.raises(ValueError, match=r"batch_size must be an integer in \[2, 32\], got 1"):
         bh.batch_statistics_accuracy(net, tiny_images.x_val, tiny_images.y_val, batch_size=1)
+
+
+# --- inference example weighting (Summers & Dinneen 2020) and frozen BN --------------------------
+
+
+def _trained_bn_mlp(seed=0):
+    mnist = bh.load_mnist(verbose=False)
+    net = bh.mlp((784, 32, 10), activation="relu", init="he", norm="batch", seed=seed)
+    bh.train(
+        net,
+        bh.SGD(net.parameters(), lr=0.1),
+        mnist,
+        iterations=30,
+        batch_size=16,
+        eval_every=30,
+        progress=False,
+        verbose=False,
+    )
+    return net, mnist
+
+
+def test_example_weighting_with_alpha_zero_is_eval_mode():
+    net, mnist = _trained_bn_mlp()
+    x = mnist.x_val[:50]
+    assert np.abs(bh.example_weighted_logits(net, x, 0.0) - net.predict(x)).max() < 1e-4
+
+
+def test_example_weighting_equals_bn_over_the_sample_and_a_population_of_k_samples():
+    # The mixture with alpha = 1/(k+1) of x and k samples is exactly the batch {x} + those samples.
+    g = np.random.default_rng(0)
+    population = g.normal(1.0, 2.0, (5, 4))
+    x = g.normal(size=(1, 4))
+    mixed = bh.example_weighted_normalize(x, population.mean(axis=0), population.var(axis=0), 1e-5, 1 / 6)
+    batch, _ = bh.batchnorm_forward(np.concatenate([x, population]), np.ones(4), np.zeros(4), {"mode": "train"})
+    assert np.abs(mixed - batch[:1]).max() < 1e-12
+
+
+def test_example_weighting_leaves_the_network_unchanged_and_checks_alpha():
+    net, mnist = _trained_bn_mlp()
+    before = {k: v.copy() for k, v in net.state().items()}
+    net.train()
+    bh.example_weighted_logits(net, mnist.x_val[:10], 0.5)
+    assert net.mode == "train"
+    assert all(np.array_equal(before[k], v) for k, v in net.state().items())
+    with pytest.raises(ValueError, match="alpha"):
+        bh.example_weighted_logits(net, mnist.x_val[:10], 1.5)
+
+
+def test_frozen_bn_trains_with_running_statistics_and_never_updates_them():
+    net, mnist = _trained_bn_mlp()
+    bh.freeze_batchnorm(net)
+    bn = net.layers[1]
+    running = bn.bn_param["running_mean"].copy(), bn.bn_param["running_var"].copy()
+    x = mnist.x_train[:2]
+    net.train()
+    assert np.abs(net.forward(x) - net.predict(x)).max() < 1e-5  # training mode = eval mode
+    gamma = bn.params["gamma"].copy()
+    bh.train(
+        net,
+        bh.SGD(net.parameters(), lr=0.1),
+        mnist,
+        iterations=20,
+        batch_size=2,
+        eval_every=20,
+        progress=False,
+        verbose=False,
+    )
+    assert np.array_equal(bn.bn_param["running_mean"], running[0]) and np.array_equal(
+        bn.bn_param["running_var"], running[1]
+    )
+    assert not np.array_equal(bn.params["gamma"], gamma)  # gamma and beta still learn
+    bh.freeze_batchnorm(net, frozen=False)
+    net.forward(mnist.x_train[:8])
+    assert not np.array_equal(bn.bn_param["running_mean"], running[0])  # unfrozen: batch statistics again
+
+
+def test_freeze_batchnorm_needs_bn_layers():
+    with pytest.raises(ValueError, match="no batch normalization"):
+        bh.freeze_batchnorm(bh.mlp((4, 3, 2), norm="layer"))

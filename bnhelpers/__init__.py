@@ -5,7 +5,7 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     GroupNorm), renorm (Batch Renormalization), ghost (Ghost BN), conv
     (convolution, pooling), conventions (framework presets), gradcheck
     (finite differences).
-Training engine: layers, network, models (builders), losses, optim, trainer,
+Training engine: layers, residual (residual blocks, SkipInit), network, models (builders), losses, optim, trainer,
     checkpoint, probes, inference (population statistics, train-mode
     accuracy, folding), experiments (with/without BN comparisons, repeats
     over seeds, sweeps, random-network statistics), timing (median times).
@@ -76,11 +76,19 @@ from .layers import (
     Tanh,
 )
 from .losses import softmax_cross_entropy
-from .models import deep_net, mlp, small_cnn, three_layer_net
+from .models import deep_net, mlp, residual_mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, RMSprop
-from .probes import batch_noise, channel_statistics, probe, update_ratios
+from .probes import (
+    batch_noise,
+    channel_statistics,
+    probe,
+    signal_propagation,
+    update_ratios,
+    weight_gradient_norms,
+)
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from .residual import ResidualBlock
 from .scale_invariance import (
     angular_update,
     effective_learning_rate,
@@ -110,5 +118,6 @@ __all__ = [
     "small_cnn", "softmax_cross_entropy", "spatial_batchnorm_backward", "spatial_batchnorm_forward", "sweep", "Tanh",
     "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
     "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
-    "normalized_weights", "weight_norms",
+    "normalized_weights", "weight_norms", "residual_mlp", "ResidualBlock", "signal_propagation",
+    "weight_gradient_norms",
 ]  # fmt: skip

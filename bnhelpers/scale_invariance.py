@@ -28,22 +28,33 @@ import numpy as np
 
 from ._checks import check_positive
 from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Conv2d, GroupNorm, LayerNorm, Linear
+from .residual import ResidualBlock
 
 NORMALIZATIONS = (BatchNorm1d, BatchNorm2d, BatchRenorm1d, LayerNorm, GroupNorm)
+
+
+def _followed_by_normalization(layers, prefix):
+    """{prefix + 'i.W': W} for each Linear or Conv2d of ``layers`` whose next layer is a normalization."""
+    return {
+        f"{prefix}{i}.W": layer.params["W"]
+        for i, (layer, following) in enumerate(zip(layers, layers[1:], strict=False))
+        if isinstance(layer, (Linear, Conv2d)) and isinstance(following, NORMALIZATIONS)
+    }
 
 
 def normalized_weights(net):
     """{name: W} for every Linear or Conv2d whose output goes straight into a normalization layer.
 
-    Names are the keys of ``net.parameters()`` ("3.W" is layer 3's W); these are
-    the weights whose scale the network's output does not depend on.
+    Names are the names of ``net.parameters()`` ("3.W" is layer 3's W); these are
+    the weights whose scale the network's output does not depend on. Inside a
+    residual block (bnhelpers.residual) the branch's layers are searched too:
+    "4.branch.0.W" is the first Linear of block 4's branch, if a BN follows it.
     """
-    layers = net.layers
-    return {
-        f"{i}.W": layer.params["W"]
-        for i, (layer, following) in enumerate(zip(layers, layers[1:], strict=False))
-        if isinstance(layer, (Linear, Conv2d)) and isinstance(following, NORMALIZATIONS)
-    }
+    found = _followed_by_normalization(net.layers, "")
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, ResidualBlock):
+            found.update(_followed_by_normalization(layer.branch, f"{i}.branch."))
+    return found
 
 
 def weight_norms(net):

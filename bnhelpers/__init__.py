@@ -78,7 +78,7 @@ from .layers import (
 from .losses import softmax_cross_entropy
 from .models import deep_net, mlp, residual_mlp, small_cnn, three_layer_net
 from .network import Network
-from .optim import SGD, Adam, Momentum, RMSprop
+from .optim import SGD, Adam, Momentum, ParameterGroups, RMSprop
 from .probes import (
     batch_noise,
     channel_statistics,
@@ -90,6 +90,7 @@ from .probes import (
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
 from .residual import ResidualBlock
 from .scale_invariance import (
+    WeightTracker,
     angular_update,
     effective_learning_rate,
     equilibrium_angular_update,
@@ -119,5 +120,5 @@ __all__ = [
     "three_layer_net", "train", "train_each", "train_over_seeds", "training_step", "update_ratios",
     "use_population_statistics", "angular_update", "effective_learning_rate", "equilibrium_angular_update",
     "normalized_weights", "weight_norms", "residual_mlp", "ResidualBlock", "signal_propagation",
-    "weight_gradient_norms",
+    "weight_gradient_norms", "WeightTracker", "ParameterGroups",
 ]  # fmt: skip

@@ -124,3 +124,32 @@ class Adam(Optimizer):
         denominator += self.eps * c2
         np.multiply(m, self.lr * c2 / c1, out=step)
         value -= np.divide(step, denominator, out=step)
+
+
+class ParameterGroups:
+    """Several optimizers stepped as one, each on its own parameters (PyTorch's parameter groups).
+
+        decayed = [p for p in net.parameters() if p.name in normalized_weights(net)]
+        others = [p for p in net.parameters() if p.name not in normalized_weights(net)]
+        optimizer = ParameterGroups(SGD(decayed, lr=0.3, weight_decay=1e-3), SGD(others, lr=0.1))
+
+    A step updates nothing unless every group's gradients are there.
+    """
+
+    def __init__(self, *optimizers):
+        if not optimizers or not all(isinstance(o, Optimizer) for o in optimizers):
+            raise TypeError("ParameterGroups takes one or more bnhelpers optimizers (SGD, Momentum, RMSprop, Adam)")
+        names = [p.name for o in optimizers for p in o.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError("a parameter is in more than one group: each must be updated by one optimizer only")
+        self.optimizers = optimizers
+
+    @property
+    def parameters(self):
+        return [p for o in self.optimizers for p in o.parameters]
+
+    def step(self):
+        for p in self.parameters:
+            p.grad  # noqa: B018  raises before any update if a gradient is missing
+        for o in self.optimizers:
+            o.step()

@@ -85,3 +85,32 @@ def equilibrium_angular_update(lr, weight_decay, momentum=0.0):
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     return float(np.sqrt(2.0 * lr * weight_decay / (1.0 + momentum)))
+
+
+class WeightTracker:
+    """Records, at every optimizer step, the norm of each normalized weight and the angle it turned through.
+
+        tracker = WeightTracker(net, optimizer)      # from now on, optimizer.step() also records
+        bh.train(net, optimizer, data, ...)
+        tracker.norms["3.W"], tracker.angles["3.W"]  # one value per step: ‖W‖ after it, the angle of the step
+
+    The optimizer's ``step`` is wrapped on this instance only; ``angles`` are
+    angular_update(W before the step, W after it), in radians.
+    """
+
+    def __init__(self, net, optimizer):
+        self.weights = normalized_weights(net)
+        if not self.weights:
+            raise ValueError("net has no weights followed by a normalization layer: there is nothing to track")
+        self.norms = {name: [] for name in self.weights}
+        self.angles = {name: [] for name in self.weights}
+        step = optimizer.step
+
+        def step_and_record():
+            before = {name: W.copy() for name, W in self.weights.items()}
+            step()
+            for name, W in self.weights.items():
+                self.norms[name].append(float(np.linalg.norm(W)))
+                self.angles[name].append(angular_update(before[name], W))
+
+        optimizer.step = step_and_record

@@ -219,3 +219,42 @@ def test_weight_decay_settles_the_angular_update_near_the_equilibrium():
         optimizer.step()
         angles.append(bh.angular_update(before, net.layers[0].params["W"]))
     assert np.mean(angles[-100:]) == pytest.approx(bh.equilibrium_angular_update(lr, decay), rel=0.35)
+
+
+def test_weight_tracker_records_norm_and_angle_of_every_step():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 10)), rng.integers(0, 3, 32)
+    net = bh.mlp((10, 8, 8, 3), activation="relu", norm="batch", seed=0, dtype=np.float64)
+    optimizer = bh.SGD(net.parameters(), lr=0.5)
+    tracker = bh.WeightTracker(net, optimizer)
+    assert list(tracker.norms) == ["0.W", "3.W"]
+    before = net.layers[0].params["W"].copy()
+    _, dlogits = bh.softmax_cross_entropy(net.forward(x), y)
+    net.backward(dlogits)
+    optimizer.step()
+    after = net.layers[0].params["W"]
+    assert tracker.norms["0.W"] == [pytest.approx(np.linalg.norm(after))]
+    assert tracker.angles["0.W"] == [pytest.approx(bh.angular_update(before, after))]
+    with pytest.raises(ValueError, match="no weights followed by a normalization"):
+        plain = bh.mlp((10, 8, 3), seed=0)
+        bh.WeightTracker(plain, bh.SGD(plain.parameters(), lr=0.1))
+
+
+def test_parameter_groups_step_each_group_with_its_own_settings_or_none():
+    net = bh.mlp((4, 3, 2), seed=0, dtype=np.float64)
+    first, rest = net.parameters()[:1], net.parameters()[1:]
+    groups = bh.ParameterGroups(bh.SGD(first, lr=0.1, weight_decay=0.5), bh.SGD(rest, lr=1.0))
+    values = [p.value.copy() for p in net.parameters()]
+    with pytest.raises(RuntimeError, match="no gradient"):
+        groups.step()
+    for p, v in zip(net.parameters(), values, strict=True):
+        np.testing.assert_array_equal(p.value, v)  # nothing was updated
+    for layer in net.layers:
+        layer.grads = {k: np.ones_like(v) for k, v in layer.params.items()}
+    groups.step()
+    np.testing.assert_allclose(first[0].value, (1 - 0.05) * values[0] - 0.1)
+    np.testing.assert_allclose(rest[0].value, values[1] - 1.0)
+    with pytest.raises(ValueError, match="more than one group"):
+        bh.ParameterGroups(bh.SGD(first, lr=0.1), bh.SGD(net.parameters(), lr=0.1))
+    with pytest.raises(TypeError, match="bnhelpers optimizers"):
+        bh.ParameterGroups()

@@ -5,14 +5,14 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     GroupNorm), renorm (Batch Renormalization), ghost (Ghost BN), conv
     (convolution, pooling), conventions (framework presets), gradcheck
     (finite differences).
-Training engine: layers, network, models (builders), losses, optim, trainer,
-    checkpoint, probes, instruments (update ratios, saturation and
-    activation histograms followed through training), inference
-    (population statistics, train-mode accuracy, inference example
-    weighting, frozen BN, folding), experiments (with/without BN comparisons,
-    repeats over seeds, sweeps, random-network statistics), timing (median
-    times), data_parallel (per-device and synchronized BN over K simulated
-    devices).
+Training engine: layers, residual (residual blocks, SkipInit), network,
+    models (builders), losses, optim, trainer, checkpoint, probes,
+    instruments (update ratios, saturation and activation histograms
+    followed through training), inference (population statistics,
+    train-mode accuracy, inference example weighting, frozen BN, folding),
+    experiments (with/without BN comparisons, repeats over seeds, sweeps,
+    random-network statistics), timing (median times), data_parallel
+    (per-device and synchronized BN over K simulated devices).
 Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
     landscape (loss and gradient change along the gradient),
     scale_invariance (weight norms and the effective learning rate of
@@ -94,12 +94,21 @@ from .layers import (
     Tanh,
 )
 from .losses import softmax_cross_entropy
-from .models import deep_net, mlp, small_cnn, three_layer_net
+from .models import deep_net, mlp, residual_mlp, small_cnn, three_layer_net
 from .network import Network
-from .optim import SGD, Adam, Momentum, RMSprop
-from .probes import batch_noise, channel_statistics, probe, update_ratios
+from .optim import SGD, Adam, Momentum, ParameterGroups, RMSprop
+from .probes import (
+    batch_noise,
+    channel_statistics,
+    probe,
+    signal_propagation,
+    update_ratios,
+    weight_gradient_norms,
+)
 from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from .residual import ResidualBlock
 from .scale_invariance import (
+    WeightTracker,
     angular_update,
     effective_learning_rate,
     equilibrium_angular_update,
@@ -131,8 +140,8 @@ __all__ = [
     "normalized_weights", "weight_norms",
     "ActivationNoise", "hessian_power_iteration", "largest_hessian_eigenvalue",
     "TrainingMonitor", "activation_histogram",
-
-
     "AllReduce", "per_device_batchnorm_forward", "sync_batchnorm_forward", "sync_batchnorm_backward",
     "example_weighted_logits", "example_weighted_normalize", "freeze_batchnorm",
+    "residual_mlp", "ResidualBlock", "signal_propagation",
+    "weight_gradient_norms", "WeightTracker", "ParameterGroups",
 ]  # fmt: skip

@@ -5,7 +5,9 @@
   the deep-network experiment of the sources;
 * ``three_layer_net``: 784 -> 256 -> 256 -> 10 (two hidden layers), batch 256
   and Adam in the sources' second experiment;
-* ``small_cnn``: two 3x3 convolutions with optional normalization, for MNIST images.
+* ``small_cnn``: two 3x3 convolutions with optional normalization, for MNIST images;
+* ``residual_mlp``: a stem, residual blocks (pre- or post-activation, optional BN,
+  zero-gamma or SkipInit) and a head.
 
 Normalizations (``norm=``): 'batch' (BN, with Ghost BN through
 bn_options={'virtual_batch_size': v}), 'renorm' (Batch Renormalization,
@@ -41,6 +43,7 @@ from .layers import (
     make_activation,
 )
 from .network import Network
+from .residual import ResidualBlock
 from .seeding import shifted
 
 NORMS = (None, "batch", "renorm", "layer", "group")
@@ -209,3 +212,75 @@ def small_cnn(
         c_in, side = c_out, side // 2
     layers += [Flatten(), Linear(c_in * side * side, 10, rng=weight_rng, init=init, scale=scale, dtype=dtype)]
     return Network(layers, input_shape=(1, 28, 28))
+
+
+def residual_mlp(
+    depth,
+    width=100,
+    *,
+    variant="pre",
+    norm=None,
+    zero_gamma=False,
+    skipinit=False,
+    sizes=(784, 10),
+    init="he",
+    scale=None,
+    seed=0,
+    dtype=np.float32,
+    bn_options=None,
+):
+    """A residual MLP: a Linear stem, ``depth`` residual blocks of ``width`` units, a Linear head.
+
+        pre-activation:   Linear(784 -> width) -> depth x block -> [norm] -> ReLU -> Linear(width -> 10)
+        post-activation:  Linear(784 -> width) -> [norm] -> ReLU -> depth x block -> Linear(width -> 10)
+
+    The blocks are bnhelpers.residual.ResidualBlock (two Linear layers each, so
+    the network has 2 * depth + 2 weight layers). Pre-activation ends with the
+    norm and ReLU that its last block leaves out (He et al. 2016b).
+
+    depth:      number of residual blocks (0 allowed: stem and head only).
+    norm:       None or 'batch', as for mlp (Linear layers followed by BN have no bias).
+    zero_gamma: the last BN of every post-activation branch starts at gamma = 0 (Goyal et al. 2017).
+    skipinit:   every branch is scaled by a learnable scalar that starts at 0 (De & Smith 2020).
+    sizes:      (inputs, classes).
+    init, scale, seed, dtype, bn_options: as for mlp; with a fixed seed the stem, blocks and head
+                get the same weights whatever norm, zero_gamma and skipinit are.
+    """
+    depth = check_count("depth", depth, minimum=0)
+    width = check_count("width", width)
+    if variant not in ("pre", "post"):
+        raise ValueError(f"variant must be 'pre' or 'post', got {variant!r}")
+    if not isinstance(sizes, (tuple, list)) or len(sizes) != 2:
+        raise ValueError(f"sizes must be (inputs, classes), got {sizes!r}")
+    inputs, classes = (check_count(f"sizes[{k}]", size) for k, size in enumerate(sizes))
+    if norm not in (None, "batch"):
+        raise ValueError(f"norm must be None or 'batch' for a residual network, got {norm!r}")
+    check_init(init, scale)
+    weight_rng, _ = _generators(seed)
+
+    def stem_norm():
+        return [_norm_layer(norm, width, images=False, groups=1, dtype=dtype, bn_options=bn_options)] if norm else []
+
+    stem_bias = norm is None or variant == "pre"
+    layers = [Linear(inputs, width, bias=stem_bias, rng=weight_rng, init=init, scale=scale, dtype=dtype)]
+    if variant == "post":
+        layers += [*stem_norm(), ReLU()]
+    layers += [
+        ResidualBlock(
+            width,
+            variant=variant,
+            norm=norm,
+            zero_gamma=zero_gamma,
+            skipinit=skipinit,
+            rng=weight_rng,
+            init=init,
+            scale=scale,
+            dtype=dtype,
+            bn_options=bn_options,
+        )
+        for _ in range(depth)
+    ]
+    if variant == "pre":
+        layers += [*stem_norm(), ReLU()]
+    layers.append(Linear(width, classes, rng=weight_rng, init=init, scale=scale, dtype=dtype))
+    return Network(layers, input_shape=(inputs,))

@@ -17,6 +17,10 @@ parameter changes (gradients are overwritten, as by any backward pass).
 ``update_ratios`` measures ||dW|| / ||W|| for one optimizer step, the classic
 check that a learning rate is sane (around 1e-3).
 
+``signal_propagation`` reports, per residual block (or hidden layer), the
+mean squared activation and its variance across samples at one forward pass;
+``weight_gradient_norms`` the gradient norm of every weight matrix.
+
 ``batch_noise`` measures how much one example's BN output depends on which
 other examples share its batch.
 """
@@ -31,6 +35,7 @@ import pandas as pd
 from ._checks import check_count
 from .layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from .losses import softmax_cross_entropy
+from .residual import ResidualBlock
 from .seeding import rng
 
 SATURATION = 0.97
@@ -161,3 +166,56 @@ def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0):
             outputs, spreads = np.array(outputs), np.array(spreads)  # (draws, L, D)
             ratios.append((outputs.std(axis=0) / spreads.mean(axis=0)).mean(axis=1))
     return np.mean(ratios, axis=0)
+
+
+def _stages(net):
+    """Indices of the layers signal_propagation reports: the residual blocks if any, else the activations."""
+    blocks = [i for i, layer in enumerate(net.layers) if isinstance(layer, ResidualBlock)]
+    return blocks or [i for i, layer in enumerate(net.layers) if isinstance(layer, tuple(ACTIVATIONS.values()))]
+
+
+def signal_propagation(net, x):
+    """How the signal's scale evolves with depth at one forward pass (Brock, De & Smith 2021).
+
+    Stages are the outputs of the residual blocks of ``net`` or, in a network
+    without them, of its hidden nonlinearities. For each stage output h (N, D):
+
+        mean_square   mean over samples and units of h²
+        squared_mean  mean over units of (mean over samples of h)²    (Brock et al.'s "average channel squared mean")
+        variance      mean over units of the variance over samples    (their "average channel variance")
+        branch_ratio  residual blocks: RMS(h − block input) / RMS(block input), the size of the block's
+                      change of the stream relative to the stream; NaN elsewhere
+
+    mean_square = squared_mean + variance. Runs in the network's current mode;
+    BN running statistics are restored. Returns a DataFrame, one row per stage
+    (column 'stage': 1, 2, ...).
+    """
+    with net.preserving_buffers():
+        net.forward(x, record=True)
+    rows = []
+    for k, i in enumerate(_stages(net)):
+        h = net.outputs[i].astype(np.float64)
+        row = {
+            "stage": k + 1,
+            "mean_square": float(np.mean(h * h)),
+            "squared_mean": float(np.mean(h.mean(axis=0) ** 2)),
+            "variance": float(np.mean(h.var(axis=0))),
+            "branch_ratio": float("nan"),
+        }
+        if isinstance(net.layers[i], ResidualBlock):
+            before = (net.outputs[i - 1] if i > 0 else x).astype(np.float64)
+            row["branch_ratio"] = float(np.sqrt(np.mean((h - before) ** 2) / np.mean(before * before)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def weight_gradient_norms(net, x, y):
+    """(L,) ‖∂L/∂W‖ for every weight matrix of ``net``, first layer first, residual branches included.
+
+    One forward and backward pass with softmax cross-entropy on (x, y), in the
+    network's current mode; BN running statistics are restored.
+    """
+    with net.preserving_buffers():
+        _, dout = softmax_cross_entropy(net.forward(x), y)
+        net.backward(dout)
+    return np.array([float(np.linalg.norm(p.grad)) for p in net.parameters() if p.key.split(".")[-1] == "W"])

@@ -28,22 +28,33 @@ import numpy as np
 
 from ._checks import check_positive
 from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Conv2d, GroupNorm, LayerNorm, Linear
+from .residual import ResidualBlock
 
 NORMALIZATIONS = (BatchNorm1d, BatchNorm2d, BatchRenorm1d, LayerNorm, GroupNorm)
+
+
+def _followed_by_normalization(layers, prefix):
+    """{prefix + 'i.W': W} for each Linear or Conv2d of ``layers`` whose next layer is a normalization."""
+    return {
+        f"{prefix}{i}.W": layer.params["W"]
+        for i, (layer, following) in enumerate(zip(layers, layers[1:], strict=False))
+        if isinstance(layer, (Linear, Conv2d)) and isinstance(following, NORMALIZATIONS)
+    }
 
 
 def normalized_weights(net):
     """{name: W} for every Linear or Conv2d whose output goes straight into a normalization layer.
 
-    Names are the keys of ``net.parameters()`` ("3.W" is layer 3's W); these are
-    the weights whose scale the network's output does not depend on.
+    Names are the names of ``net.parameters()`` ("3.W" is layer 3's W); these are
+    the weights whose scale the network's output does not depend on. Inside a
+    residual block (bnhelpers.residual) the branch's layers are searched too:
+    "4.branch.0.W" is the first Linear of block 4's branch, if a BN follows it.
     """
-    layers = net.layers
-    return {
-        f"{i}.W": layer.params["W"]
-        for i, (layer, following) in enumerate(zip(layers, layers[1:], strict=False))
-        if isinstance(layer, (Linear, Conv2d)) and isinstance(following, NORMALIZATIONS)
-    }
+    found = _followed_by_normalization(net.layers, "")
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, ResidualBlock):
+            found.update(_followed_by_normalization(layer.branch, f"{i}.branch."))
+    return found
 
 
 def weight_norms(net):
@@ -74,3 +85,32 @@ def equilibrium_angular_update(lr, weight_decay, momentum=0.0):
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
     return float(np.sqrt(2.0 * lr * weight_decay / (1.0 + momentum)))
+
+
+class WeightTracker:
+    """Records, at every optimizer step, the norm of each normalized weight and the angle it turned through.
+
+        tracker = WeightTracker(net, optimizer)      # from now on, optimizer.step() also records
+        bh.train(net, optimizer, data, ...)
+        tracker.norms["3.W"], tracker.angles["3.W"]  # one value per step: ‖W‖ after it, the angle of the step
+
+    The optimizer's ``step`` is wrapped on this instance only; ``angles`` are
+    angular_update(W before the step, W after it), in radians.
+    """
+
+    def __init__(self, net, optimizer):
+        self.weights = normalized_weights(net)
+        if not self.weights:
+            raise ValueError("net has no weights followed by a normalization layer: there is nothing to track")
+        self.norms = {name: [] for name in self.weights}
+        self.angles = {name: [] for name in self.weights}
+        step = optimizer.step
+
+        def step_and_record():
+            before = {name: W.copy() for name, W in self.weights.items()}
+            step()
+            for name, W in self.weights.items():
+                self.norms[name].append(float(np.linalg.norm(W)))
+                self.angles[name].append(angular_update(before[name], W))
+
+        optimizer.step = step_and_record

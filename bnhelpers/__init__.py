@@ -143,5 +143,5 @@ __all__ = [
     "AllReduce", "per_device_batchnorm_forward", "sync_batchnorm_forward", "sync_batchnorm_backward",
     "example_weighted_logits", "example_weighted_normalize", "freeze_batchnorm",
     "residual_mlp", "ResidualBlock", "signal_propagation",
-    "weight_gradient_norms", "WeightTracker", "ParameterGroups",
+    "weight_gradient_norms", "WeightTracker", "ParameterGroups", "paired_difference",
 ]  # fmt: skip

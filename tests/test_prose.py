@@ -16,22 +16,6 @@ import prose_check  # noqa: E402
 
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("solutions/*.ipynb"))
 
-# Notebooks other branches are rebuilding in this session; their prose is checked
-# once they land. The lead empties this set at merge: every notebook must pass.
-BEING_REBUILT = {
-    "03_training_with_and_without_bn",  # issue 20
-    "06_why_batchnorm_helps",  # issue 21
-    "07_small_batches_and_alternatives",  # issue 22
-    "08_residual_networks",  # issue 23 (the future notebook 08, whatever its name)
-    "04_inference_and_pitfalls",  # issue 19, branch i19b
-    "05_batchnorm_in_cnns",  # issue 19, branch i19b
-    "03_solutions",
-    "04_solutions",
-    "05_solutions",
-    "06_solutions",
-    "07_solutions",
-    "08_solutions",
-}
 
 
 def notebook(markdown, *printed, code="x = 1"):
@@ -116,7 +100,5 @@ def test_the_command_line_reports_and_fails(tmp_path, capsys):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_number_in_the_prose_was_printed(path):
-    if path.stem in BEING_REBUILT:
-        pytest.xfail("being rebuilt on another branch (BEING_REBUILT)")
     problems = prose_check.check_file(path)
     assert not problems, "numbers in the prose that the notebook did not print:\n" + "\n".join(map(str, problems))

@@ -77,8 +77,13 @@ def plot_layer_stats(results, columns=("act_mean", "act_std"), titles=None, logy
     return fig
 
 
-def plot_histograms(result, title, value_range=(-1, 1), which="activations", bins=40, columns=5):
-    """Per-layer histograms of activations (or gradients) on a grid, with mean and std in each title."""
+def plot_histograms(
+    result, title, value_range=(-1, 1), which="activations", bins=40, columns=5, xlabel=None, ylabel=None
+):
+    """Per-layer histograms of activations (or gradients) on a grid, with mean and std in each title.
+
+    xlabel, ylabel: optional labels, shared by the whole grid (e.g. "activation value", "count").
+    """
     arrays = getattr(result, which)
     rows = -(-len(arrays) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.1 * rows + 0.5), sharey=True, squeeze=False)
@@ -92,6 +97,11 @@ def plot_histograms(result, title, value_range=(-1, 1), which="activations", bin
         ax.set_yticks([])
         ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title, fontweight="bold")
+    if xlabel:
+        fig.supxlabel(xlabel, fontsize=10)
+    if ylabel:
+        for ax in axes[:, 0]:
+            ax.set_ylabel(ylabel)
     return fig
 
 

@@ -103,7 +103,7 @@ def paired_difference(a, b):
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"a and b must be 1-D with the same length >= 2 (one score per seed), got shapes {a.shape} and {b.shape}")
+        raise ValueError(f"a and b must be 1-D, the same length >= 2 (one score per seed); got {a.shape} and {b.shape}")
     d = a - b
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 

@@ -333,7 +333,7 @@ def plot_activation_heatmap(monitor, layer, ax=None, title=None):
 
 
 def plot_update_ratios(monitor, ax=None, title=None, reference=-3.0, floor=-12.0):
-    """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, W1 dark to the output layer light.
+    """log10(||update|| / ||W||) of every weight matrix over training, one line per layer, W1 dark to last light.
 
     The dotted line is the rule-of-thumb reference (1e-3, i.e. -3). Ratios
     below 10**floor, including updates that are exactly 0 (log10 = -inf,

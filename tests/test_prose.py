@@ -17,7 +17,6 @@ import prose_check  # noqa: E402
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("solutions/*.ipynb"))
 
 
-
 def notebook(markdown, *printed, code="x = 1"):
     """A minimal notebook: one code cell with `code` that printed each of `printed`, then the markdown."""
     outputs = [{"output_type": "stream", "name": "stdout", "text": line + "\n"} for line in printed]

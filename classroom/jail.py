@@ -74,12 +74,14 @@ def build_root(root, config):
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         if os.path.islink("/" + name):
             os.symlink(os.readlink("/" + name), f"{root}/{name}")
-    for path in config["read_only"]:
-        bind_read_only(path, root + path)
-    bind_read_only(config["sandbox"], root + "/sandbox")
+    # The scratch /tmp first: a repository or virtual environment that lives under the host's /tmp
+    # (a CI clone, say) is then bound read-only inside it, instead of hidden under it.
     owner = config["uid"] if config["uid"] is not None else 0
     os.makedirs(root + "/tmp")
     mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={config['scratch_mb']}m,mode=700,uid={owner}")
+    for path in config["read_only"]:
+        bind_read_only(path, root + path)
+    bind_read_only(config["sandbox"], root + "/sandbox")
     os.makedirs(root + "/dev")
     mount("tmpfs", root + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755")
     for device in ("zero", "urandom", "random"):

@@ -41,8 +41,8 @@ MISTAKES = (
         1,
         BN,
         "batchnorm_forward",
-        "var = ((x - mean) ** 2).mean(axis=0)",
-        "var = x.var(axis=0, ddof=1)",
+        "var = (xc**2).sum(axis=0) / N",
+        "var = (xc**2).sum(axis=0) / (N - 1)",
     ),
     M(
         "eps outside the square root",
@@ -68,14 +68,14 @@ MISTAKES = (
         "std = np.sqrt(var + s.eps)",
         "std = np.sqrt(var + 1e-5)",
     ),
-    M("mean over the whole batch matrix", 1, BN, "batchnorm_forward", "mean = x.mean(axis=0)", "mean = x.mean()"),
+    M("mean over the whole batch matrix", 1, BN, "batchnorm_forward", "mean = x.sum(axis=0) / N", "mean = x.mean()"),
     M(
         "statistics over the features (axis 1)",
         1,
         BN,
         "batchnorm_forward",
-        "mean = x.mean(axis=0)\n        var = ((x - mean) ** 2).mean(axis=0)",
-        "mean = x.mean(axis=1, keepdims=True)\n        var = ((x - mean) ** 2).mean(axis=1, keepdims=True)",
+        "mean = x.sum(axis=0) / N\n        xc = x - mean\n        var = (xc**2).sum(axis=0) / N",
+        "mean = x.mean(axis=1, keepdims=True)\n        xc = x - mean\n        var = (xc**2).mean(axis=1, keepdims=True)",
     ),
     M(
         "test mode normalizes with the batch statistics",
@@ -109,9 +109,9 @@ MISTAKES = (
         "s.momentum, s.tracked + 1",
         "s.momentum, max(s.tracked, 1)",
     ),
-    M("momentum hard-coded to 0.9", 1, BN, "batchnorm_forward", "len(x), s.momentum,", "len(x), 0.9,"),
+    M("momentum hard-coded to 0.9", 1, BN, "batchnorm_forward", "N, s.momentum,", "N, 0.9,"),
     M("gamma and beta swapped", 1, BN, "batchnorm_forward", "out = gamma * x_hat + beta", "out = beta * x_hat + gamma"),
-    M("x centred in place", 1, BN, "batchnorm_forward", "x_hat = (x - mean) / std", "x -= mean\n    x_hat = x / std"),
+    M("x centred in place", 1, BN, "batchnorm_forward", "x_hat = xc / std", "x -= mean\n    x_hat = x / std"),
     M(
         "output always float64",
         1,
@@ -125,8 +125,8 @@ MISTAKES = (
         1,
         BN,
         "batchnorm_forward",
-        "s.running_var, mean, var, len(x)",
-        "s.running_var, mean, np.sqrt(var), len(x)",
+        "s.running_var, mean, var, N",
+        "s.running_var, mean, np.sqrt(var), N",
     ),
     # --- Part 1: staged backward -----------------------------------------------------------------------
     M(

@@ -47,7 +47,7 @@ from .answers import answers_in, form_problem, marks, read_answers
 from .checking import Student, load_checks, outcome
 from .parts import PARTS, QUESTIONS, STUDENT_FILES
 from .regions import new_top_level, replace_functions, solution_lines
-from .release import ROOT, release_files, version_of
+from .release import ROOT, library_modules, release_files, version_of
 from .sandbox import StudentError, UnsafePlatform, Worker, WorkerStopped, isolation_problem
 
 CLASSROOM = ROOT / "classroom"
@@ -228,7 +228,7 @@ def part_checks(number):
 def secret_lines():
     """Lines a student must never see in feedback: the master's solutions and the hidden checks."""
     lines = set()
-    for path in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for path in library_modules():
         lines |= {line.strip() for line in solution_lines(path.read_text()) if len(line.strip()) >= 12}
     for path in sorted(HIDDEN.glob("*.py")) + sorted(PRIVATE.glob("*.py")):
         lines |= {line.strip() for line in path.read_text().splitlines() if len(line.strip()) >= 24}

@@ -86,6 +86,15 @@ RECAP_FORMULA = (
 )
 
 
+def library_modules(root=ROOT):
+    """Every module of ``bnhelpers`` under ``root``, subpackages included, sorted: what the release ships.
+
+    One list for the release, the grader's secret lines and their tests, so that a module moved
+    into a subpackage can never silently drop out of the student edition.
+    """
+    return sorted(p for p in (root / "bnhelpers").rglob("*.py") if "__pycache__" not in p.relative_to(root).parts)
+
+
 def part_of(path, function):
     """The Part whose functions include ``function`` of ``path`` (relative to the master's root)."""
     for part in PARTS:
@@ -120,7 +129,7 @@ def stubbed_module(path, withhold_derivation=False):
 def check_parts_cover_regions():
     """Every listed function has exactly one region, and every region is in a listed function."""
     found = {}
-    for module in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for module in library_modules():
         path = module.relative_to(ROOT).as_posix()
         source = module.read_text()
         for begin, _ in regions(source.splitlines()):
@@ -173,7 +182,7 @@ def release_files(withhold_derivation=False):
     """
     check_parts_cover_regions()
     files = {}
-    for module in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for module in library_modules():
         path = module.relative_to(ROOT).as_posix()
         files[path] = stubbed_module(path, withhold_derivation).encode()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+import bnhelpers
 from classroom import grade, release
 from classroom.answers import read_answers
 from classroom.parts import PARTS, QUESTIONS, STUDENT_FILES
@@ -54,7 +56,7 @@ def release_text_files(root):
 
 def master_sources():
     """{path: text} of every master file that may hold solution regions."""
-    files = {p.relative_to(ROOT).as_posix(): p.read_text() for p in sorted((ROOT / "bnhelpers").glob("*.py"))}
+    files = {p.relative_to(ROOT).as_posix(): p.read_text() for p in release.library_modules()}
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = nbformat.read(nb, as_version=4).cells
         files[f"notebooks/{nb.name}"] = "\n".join(c.source for c in cells if c.cell_type == "code")
@@ -70,6 +72,18 @@ def test_release_is_reproducible_byte_for_byte(student, tmp_path):
     first = {p.relative_to(student): p.read_bytes() for p in student.rglob("*") if p.is_file()}
     second = {p.relative_to(again): p.read_bytes() for p in again.rglob("*") if p.is_file()}
     assert first == second
+
+
+def test_release_ships_every_module_of_the_package(student):
+    """Every module Python finds in bnhelpers, subpackages included, is in the student edition: a module
+    moved into a subpackage must not silently drop out of it (the release lists files, Python walks the package)."""
+    assert Path(bnhelpers.__file__).resolve().parent == ROOT / "bnhelpers"
+    expected = {"bnhelpers/__init__.py"}
+    for info in pkgutil.walk_packages(bnhelpers.__path__, "bnhelpers."):
+        expected.add(info.name.replace(".", "/") + ("/__init__.py" if info.ispkg else ".py"))
+    shipped = {p.relative_to(student).as_posix() for p in (student / "bnhelpers").rglob("*.py")}
+    assert shipped == expected
+    assert {p.relative_to(ROOT).as_posix() for p in release.library_modules()} == expected
 
 
 def test_release_holds_no_marker_solution_line_hidden_test_or_output(student):

@@ -30,7 +30,7 @@ import pytest
 from classroom import grade, release
 from classroom.parts import PARTS, QUESTIONS, STUDENT_FILES
 from classroom.regions import solution_lines
-from classroom.release import ROOT
+from classroom.release import ROOT, library_modules
 from classroom.sandbox import isolation_problem
 
 pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason=f"no isolation here: {isolation_problem()}")
@@ -362,7 +362,7 @@ def test_feedback_quotes_no_hidden_check_or_solution(batch):
         for line in p.read_text().splitlines()
         if len(line.strip()) >= 24
     }
-    for path in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for path in library_modules():
         secrets |= {line.strip() for line in solution_lines(path.read_text()) if len(line.strip()) >= 12}
     for name, text in batch["feedback"].items():
         quoted = [line for line in secrets if line in text]

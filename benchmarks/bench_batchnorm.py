@@ -23,7 +23,7 @@ import numpy as np
 from report import import_revision, machine_line, markdown_table, try_import_torch
 
 from bnhelpers import batchnorm_backward, batchnorm_backward_fast, batchnorm_forward
-from bnhelpers.timing import median_seconds
+from bnhelpers.analysis.timing import median_seconds
 
 SIZES = [(60, 100), (256, 1024), (4096, 1024)]
 

@@ -14,7 +14,7 @@ evaluation hardly counts, and prints the median time per training step:
 * monitor:      instruments.TrainingMonitor recording every 25 iterations and
                 every iteration, probe batch of 200 images.
 
-The variants are timed in alternation in one process (bnhelpers.timing), so
+The variants are timed in alternation in one process (bnhelpers.analysis.timing), so
 machine noise hits them alike. Timings are printed, never asserted.
 """
 
@@ -32,7 +32,7 @@ if __name__ == "__main__":  # one BLAS thread, as the notebooks run; before nump
 from report import machine_line, markdown_table
 
 import bnhelpers as bh
-from bnhelpers.timing import median_seconds
+from bnhelpers.analysis.timing import median_seconds
 
 
 def pass_through(iteration, net, step):

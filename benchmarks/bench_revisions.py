@@ -21,7 +21,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 from report import import_revision, machine_line, markdown_table  # noqa: E402
 
 import bnhelpers as bh  # noqa: E402
-from bnhelpers.timing import median_seconds  # noqa: E402
+from bnhelpers.analysis.timing import median_seconds  # noqa: E402
 
 CONFIGS = {
     "deep-bn": ("deep net + BN, tanh, SGD, batch 60", 60),

@@ -38,7 +38,7 @@ if __name__ == "__main__":  # thread settings must be in place before numpy/torc
 from report import import_revision, machine_line, markdown_table, try_import_torch
 
 import bnhelpers as bh
-from bnhelpers.timing import median_seconds
+from bnhelpers.analysis.timing import median_seconds
 
 CONFIGS = {
     "deep-plain": dict(title="deep net 784-9x100-10, tanh, SGD", batch=60),

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share besides timing (bnhelpers.timing): the machine, tables, optional torch."""
+"""What the benchmark scripts share besides timing (bnhelpers.analysis.timing): the machine, tables, optional torch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""bnhelpers.claims.check: a notebook claim asserted and reported in one call."""
+"""bnhelpers.analysis.claims.check: a notebook claim asserted and reported in one call."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Tests for bnhelpers.conv: convolution and pooling, forward and backward.
+"""Tests for bnhelpers.engine.conv: convolution and pooling, forward and backward.
 
 The forward passes are compared with references written as the formulas read,
 one loop per index; the backward passes with centred finite differences.
@@ -12,7 +12,7 @@ from conftest import assert_gradients_match
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bnhelpers.conv import (
+from bnhelpers.engine.conv import (
     conv2d_backward,
     conv2d_forward,
     maxpool2d_backward,

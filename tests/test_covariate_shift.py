@@ -1,4 +1,4 @@
-"""bnhelpers.covariate_shift: noisy BN networks, the layer-input shift and the gradient ICS (notebook 06)."""
+"""bnhelpers.analysis.covariate_shift: noisy BN networks, the layer-input shift and the gradient ICS (notebook 06)."""
 
 import numpy as np
 import pytest

@@ -6,7 +6,7 @@ from conftest import blobs
 
 import bnhelpers as bh
 from bnhelpers import SGD, Adam, Linear, mlp
-from bnhelpers.experiments import PROCESSES_ENV, run_in_parallel
+from bnhelpers.analysis.experiments import PROCESSES_ENV, run_in_parallel
 
 
 def test_run_in_parallel_keeps_order_and_accepts_lambdas():
@@ -93,7 +93,7 @@ class RecordingBar:
 
 def test_a_workers_training_progress_reaches_the_parent(monkeypatch, mnist):
     """Each run's bar is drawn by the parent process, from what its worker reports, up to the last iteration."""
-    import bnhelpers.experiments as experiments
+    import bnhelpers.analysis.experiments as experiments
     from bnhelpers.progress import PROGRESS_ENV
 
     monkeypatch.setenv(PROGRESS_ENV, "1")
@@ -134,12 +134,12 @@ def test_random_net_statistics_probes_every_hidden_layer():
     assert small.table["act_std"].iloc[-1] < 1e-4  # tiny weights: the activations collapse with depth
     with_bn = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01, norm="batch")
     assert np.all(with_bn.table["act_std"] > 0.5)  # BN restores them in every layer
-    assert bh.random_net_statistics is bh.experiments.random_net_statistics
+    assert bh.random_net_statistics is bh.analysis.experiments.random_net_statistics
 
 
 def test_comparison_helpers_share_weights_and_batches(monkeypatch):
-    import bnhelpers.trainer as trainer
-    from bnhelpers.experiments import compare_with_and_without_bn, final_accuracy_over_seeds
+    import bnhelpers.engine.trainer as trainer
+    from bnhelpers.analysis.experiments import compare_with_and_without_bn, final_accuracy_over_seeds
 
     monkeypatch.setenv("BNHELPERS_PROCESSES", "1")  # serial, so that the batches can be recorded here
     batches = []
@@ -177,7 +177,7 @@ def test_comparison_helpers_share_weights_and_batches(monkeypatch):
 
 
 def test_a_training_step_trains():
-    from bnhelpers.experiments import training_step
+    from bnhelpers.analysis.experiments import training_step
 
     data = blobs()
     net = mlp((10, 8, 3), seed=0)

@@ -7,7 +7,7 @@ import pytest
 
 import bnhelpers as bh
 from bnhelpers import Adam, mlp, train
-from bnhelpers.inference import fold_batchnorm, population_statistics, use_population_statistics
+from bnhelpers.analysis.inference import fold_batchnorm, population_statistics, use_population_statistics
 
 
 @pytest.fixture

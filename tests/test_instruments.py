@@ -1,4 +1,4 @@
-"""Training-health instruments (bnhelpers.instruments) and train's on_step hook."""
+"""Training-health instruments (bnhelpers.analysis.instruments) and train's on_step hook."""
 
 import matplotlib
 
@@ -10,7 +10,7 @@ import pytest
 from conftest import blobs
 
 import bnhelpers as bh
-from bnhelpers.plotting import plot_activation_heatmap, plot_update_ratios
+from bnhelpers.analysis.plotting import plot_activation_heatmap, plot_update_ratios
 
 
 def small_net(norm=None, activation="tanh", seed=0):

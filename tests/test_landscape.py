@@ -1,4 +1,4 @@
-"""bnhelpers.landscape: the loss and its gradient along the gradient direction (notebook 06)."""
+"""bnhelpers.analysis.landscape: the loss and its gradient along the gradient direction (notebook 06)."""
 
 import numpy as np
 import pytest

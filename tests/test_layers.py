@@ -1,4 +1,5 @@
-"""bnhelpers.layers: Linear (and from_weights), activations, dropout, the noise layer, GroupNorm, bad arguments."""
+"""bnhelpers.engine.layers: Linear (and from_weights), activations, dropout, the noise layer, GroupNorm,
+bad arguments."""
 
 import numpy as np
 import pytest

@@ -1,7 +1,7 @@
 import pytest
 
 import bnhelpers as bh
-from bnhelpers.listing import source_code
+from bnhelpers.analysis.listing import source_code
 
 
 def test_the_docstring_shortens_to_its_first_line_and_the_code_stays():

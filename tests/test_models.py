@@ -1,4 +1,4 @@
-"""bnhelpers.models: the course's networks, their normalization choices and their arguments."""
+"""bnhelpers.engine.models: the course's networks, their normalization choices and their arguments."""
 
 import numpy as np
 import pytest

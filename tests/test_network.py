@@ -1,4 +1,4 @@
-"""bnhelpers.network: whole-network gradients, modes, buffers, the input gradient, misuse."""
+"""bnhelpers.engine.network: whole-network gradients, modes, buffers, the input gradient, misuse."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""bnhelpers.optim: first steps against the formulas, Adam over several steps, gradient-less steps, bad arguments."""
+"""bnhelpers.engine.optim: first steps against the formulas, Adam over several steps,
+gradient-less steps, bad arguments."""
 
 import numpy as np
 import pytest

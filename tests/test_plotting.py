@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from bnhelpers.plotting import draw_bn_graph, draw_normalization_cube, log_axis, mean_and_range, set_style  # noqa: E402
+from bnhelpers.analysis.plotting import draw_bn_graph, draw_normalization_cube, log_axis, mean_and_range, set_style  # noqa: E402
 
 
 def tick_labels(ax):
@@ -44,7 +44,7 @@ def test_graph_labels_are_legible():
 def test_the_explorer_is_a_widget_live_and_one_figure_headless(monkeypatch):
     import ipywidgets
 
-    from bnhelpers.explore import activation_explorer
+    from bnhelpers.analysis.explore import activation_explorer
     from bnhelpers.progress import PROGRESS_ENV
 
     monkeypatch.setenv(PROGRESS_ENV, "0")
@@ -58,8 +58,8 @@ def test_the_explorer_norm_dropdown_always_shows_a_label(monkeypatch):
     """A Dropdown whose value is None shows a blank box: "none" must be displayed at start and when chosen again."""
     import ipywidgets
 
-    from bnhelpers import explore
-    from bnhelpers.explore import activation_explorer
+    from bnhelpers.analysis import explore
+    from bnhelpers.analysis.explore import activation_explorer
     from bnhelpers.progress import PROGRESS_ENV
 
     drawn = []

@@ -1,4 +1,4 @@
-"""bnhelpers.probes: per-layer and per-channel statistics, update ratios, batch noise."""
+"""bnhelpers.analysis.probes: per-layer and per-channel statistics, update ratios, batch noise."""
 
 import numpy as np
 import pytest

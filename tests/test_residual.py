@@ -1,14 +1,14 @@
-"""bnhelpers.residual and residual_mlp: gradient checks, the identity at zero branch weights, SkipInit, zero-gamma,
-buffers and checkpoints; the signal-propagation and gradient-norm probes; weight decay against its formula;
-the normalized weights inside residual blocks."""
+"""bnhelpers.engine.residual and residual_mlp: gradient checks, the identity at zero branch weights,
+SkipInit, zero-gamma, buffers and checkpoints; the signal-propagation and gradient-norm probes; weight decay
+against its formula; the normalized weights inside residual blocks."""
 
 import numpy as np
 import pytest
 from conftest import assert_gradients_match
 
 import bnhelpers as bh
-from bnhelpers.residual import ResidualBlock
-from bnhelpers.scale_invariance import normalized_weights
+from bnhelpers.analysis.scale_invariance import normalized_weights
+from bnhelpers.engine.residual import ResidualBlock
 
 BLOCKS = [
     dict(variant="pre"),

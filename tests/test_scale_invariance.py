@@ -1,4 +1,5 @@
-"""bnhelpers.scale_invariance: weights followed by a normalization, checked against the identities they rest on.
+"""bnhelpers.analysis.scale_invariance: weights followed by a normalization, checked against the identities they
+rest on.
 
 The identities are exact for eps = 0; the nets here use eps = 1e-14 so that they hold to float64 rounding
 (at the default 1e-5 they hold up to a relative 1e-6 or so, the size of eps / var).
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import bnhelpers as bh
-from bnhelpers.scale_invariance import (
+from bnhelpers.analysis.scale_invariance import (
     angular_update,
     effective_learning_rate,
     equilibrium_angular_update,

@@ -1,10 +1,10 @@
-"""bnhelpers.timing: median times of functions timed in alternation."""
+"""bnhelpers.analysis.timing: median times of functions timed in alternation."""
 
 import pytest
 
 
 def test_median_seconds_times_each_function_in_alternation():
-    from bnhelpers.timing import median_seconds
+    from bnhelpers.analysis.timing import median_seconds
 
     calls = []
     seconds = median_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, number=2)
@@ -22,7 +22,7 @@ def test_median_seconds_reads_the_clock_it_is_given():
     """A clock that advances one unit per reading: every sample is (end - start) / calls, exactly."""
     import itertools
 
-    from bnhelpers.timing import median_seconds
+    from bnhelpers.analysis.timing import median_seconds
 
     ticks = itertools.count()
     seconds = median_seconds({"a": lambda: None}, repeats=3, number=4, clock=lambda: next(ticks))

@@ -1,4 +1,4 @@
-"""bnhelpers.trainer: training, history, divergence, data checks, the progress bar."""
+"""bnhelpers.engine.trainer: training, history, divergence, data checks, the progress bar."""
 
 from types import SimpleNamespace
 

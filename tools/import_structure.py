@@ -103,6 +103,11 @@ def structure(package_dir):
     return packages, imports, levels, cycles
 
 
+def imports_back_up(imports):
+    """The (importer, imported) pairs in which a module imports from a lower tier than its own."""
+    return sorted((a, b) for a, targets in imports.items() for b in targets if tier(b) > tier(a))
+
+
 def strongly_connected(graph):
     """Tarjan's algorithm: the groups of two or more modules that import each other round a loop."""
     index, low, stack, on_stack, groups = {}, {}, [], set(), []
@@ -140,7 +145,7 @@ def main(argv=None):
     parser.add_argument("--verbose", action="store_true", help="every module's tier and level, every import back up")
     args = parser.parse_args(argv)
     packages, imports, levels, cycles = structure(args.package)
-    back_up = sorted((a, b) for a, targets in imports.items() for b in targets if tier(b) > tier(a))
+    back_up = imports_back_up(imports)
     if args.verbose:
         for name in sorted(levels, key=lambda n: (tier(n), levels[n], n)):
             print(f"{TIERS[tier(name)]:9s} level {levels[name]}  {name}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_float_array
+from .._checks import check_float_array
 
 
 def check_labels(y, num_classes, n=None):

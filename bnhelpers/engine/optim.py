@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from ._checks import check_below_one, check_fraction, check_positive
+from .._checks import check_below_one, check_fraction, check_positive
 
 
 class Optimizer:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._checks import check_count
+from .._checks import check_count
 from .probes import probe, update_ratios
 
 

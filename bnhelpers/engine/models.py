@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count, check_fraction
+from .._checks import check_count, check_fraction
+from ..seeding import shifted
 from .init import check_init
 from .layers import (
     BatchNorm1d,
@@ -44,7 +45,6 @@ from .layers import (
 )
 from .network import Network
 from .residual import ResidualBlock
-from .seeding import shifted
 
 NORMS = (None, "batch", "renorm", "layer", "group")
 BATCH_STATISTICS = ("batch", "renorm")  # these subtract the batch mean: a bias before them is redundant

@@ -38,10 +38,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..engine.layers import ActivationNoise, BatchNorm1d, Linear, ShiftScaleNoise
+from ..engine.network import Network
+from ..seeding import rng
 from .landscape import network_objective
-from .layers import ActivationNoise, BatchNorm1d, Linear, ShiftScaleNoise
-from .network import Network
-from .seeding import rng
 
 
 def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0, per_sample=False):

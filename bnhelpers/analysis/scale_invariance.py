@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_positive
-from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Conv2d, GroupNorm, LayerNorm, Linear
-from .residual import ResidualBlock
+from .._checks import check_positive
+from ..engine.layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Conv2d, GroupNorm, LayerNorm, Linear
+from ..engine.residual import ResidualBlock
 
 NORMALIZATIONS = (BatchNorm1d, BatchNorm2d, BatchRenorm1d, LayerNorm, GroupNorm)
 

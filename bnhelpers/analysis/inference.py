@@ -29,10 +29,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._checks import check_count
-from .batchnorm import BatchNormCache, batchnorm_fold
-from .layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Linear
-from .network import Network
+from .._checks import check_count
+from ..batchnorm import BatchNormCache, batchnorm_fold
+from ..engine.layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Linear
+from ..engine.network import Network
 
 # BatchRenorm2d is a BatchRenorm1d; all of them keep running statistics in bn_param.
 BATCHNORM_LAYERS = (BatchNorm1d, BatchNorm2d, BatchRenorm1d)

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ._checks import check_count, check_positive
+from .._checks import check_count, check_positive
 
 
 def calls_per_sample(fn, target_seconds=0.02, clock=time.perf_counter):

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_count, check_positive
-from .losses import softmax_cross_entropy
+from .._checks import check_count, check_positive
+from ..engine.losses import softmax_cross_entropy
 
 
 @dataclass

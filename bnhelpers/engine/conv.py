@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._checks import check_count, check_float_array, check_vector
+from .._checks import check_count, check_float_array, check_vector
 
 
 class ConvCache(NamedTuple):

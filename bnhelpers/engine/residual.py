@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_count
+from .._checks import check_count
 from .layers import BatchNorm1d, Layer, Linear, ReLU
 
 VARIANTS = ("pre", "post")

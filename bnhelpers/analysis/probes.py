@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._checks import check_count
-from .layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
-from .losses import softmax_cross_entropy
-from .residual import ResidualBlock
-from .seeding import rng
+from .._checks import check_count
+from ..engine.layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
+from ..engine.losses import softmax_cross_entropy
+from ..engine.residual import ResidualBlock
+from ..seeding import rng
 
 SATURATION = 0.97
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
+from ..progress import progress_enabled
 from .experiments import random_net_statistics
 from .plotting import log_axis
-from .progress import progress_enabled
 
 
 def draw_activation_statistics(log10_scale=-2.0, depth=10, activation="tanh", norm=None):

@@ -24,13 +24,13 @@ from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from .losses import softmax_cross_entropy
-from .models import mlp
-from .network import Network
+from ..engine.losses import softmax_cross_entropy
+from ..engine.models import mlp
+from ..engine.network import Network
+from ..engine.trainer import History, train
+from ..progress import REPORT_SECONDS, progress_enabled, report_progress_to
+from ..seeding import rng
 from .probes import probe
-from .progress import REPORT_SECONDS, progress_enabled, report_progress_to
-from .seeding import rng
-from .trainer import History, train
 
 LABELS = {None: "without BN", "batch": "with BN"}
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import bn_mode, check_count, check_float_array, check_fraction, check_positive, check_vector
-from .batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
+from .._checks import bn_mode, check_count, check_float_array, check_fraction, check_positive, check_vector
+from ..batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
+from ..ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
+from ..layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
+from ..renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from ..spatial import from_rows, spatial_batchnorm_backward, spatial_batchnorm_forward, to_rows
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
-from .ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
 from .init import draw_weights
-from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
-from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
-from .spatial import from_rows, spatial_batchnorm_backward, spatial_batchnorm_forward, to_rows
 
 
 class Layer:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import NonFiniteError, check_count, check_finite
+from .._checks import NonFiniteError, check_count, check_finite
+from ..progress import progress_bar, progress_enabled
+from ..seeding import rng
 from .layers import BatchNorm1d
 from .losses import check_labels, softmax_cross_entropy
-from .progress import progress_bar, progress_enabled
-from .seeding import rng
 
 
 @dataclass

@@ -6,7 +6,7 @@ front end will ever render.
 
 A worker process of ``run_in_parallel`` has no notebook to draw in: there,
 ``progress_bar`` returns a bar that reports its count to the parent process,
-which draws one bar per run (bnhelpers.experiments).
+which draws one bar per run (bnhelpers.analysis.experiments).
 """
 
 from __future__ import annotations

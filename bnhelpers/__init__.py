@@ -6,7 +6,7 @@ Functional core, flat functions returning ``(out, cache)`` / ``(dx, dgamma, dbet
     (convolution, pooling), conventions (framework presets), gradcheck
     (finite differences).
 Training engine: layers, residual (residual blocks, SkipInit), network,
-    models (builders), losses, optim, trainer, checkpoint, probes,
+    models (builders), losses, optim, trainer, probes,
     instruments (update ratios, saturation and activation histograms
     followed through training), inference (population statistics,
     train-mode accuracy, inference example weighting, frozen BN, folding),
@@ -17,7 +17,8 @@ Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
     landscape (loss and gradient change along the gradient),
     scale_invariance (weight norms and the effective learning rate of
     weights followed by a normalization).
-Data and plots: data (MNIST), plotting.
+Data on disk (storage/): mnist (reading MNIST), download (verified downloading),
+    checkpoint, files. Plots: plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
 Notebook claims: claims (check: assert a claim and print what was measured).
 """
@@ -39,7 +40,6 @@ from .covariate_shift import (
     gradient_shift,
     layer_input_moments,
 )
-from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
 from .data_parallel import AllReduce, per_device_batchnorm_forward, sync_batchnorm_backward, sync_batchnorm_forward
 from .experiments import (
     compare_with_and_without_bn,
@@ -117,6 +117,8 @@ from .scale_invariance import (
 )
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
+from .storage.download import DownloadError, download_mnist
+from .storage.mnist import MnistSplits, load_mnist, read_idx
 from .timing import median_seconds
 from .trainer import History, evaluate, train
 

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnhelpers.files import replacing
+from bnhelpers.storage.files import replacing
 
 from .answers import answers_in, form_problem, marks, read_answers
 from .checking import Student, load_checks, outcome

@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from helpers import assert_gradients_match
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

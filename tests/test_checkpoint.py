@@ -17,7 +17,7 @@ import pytest
 from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 from bnhelpers import Adam, deep_net, mlp, small_cnn, train
-from bnhelpers.checkpoint import load_arrays, save_arrays
+from bnhelpers.storage.checkpoint import load_arrays, save_arrays
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_failed_save_keeps_the_previous_checkpoint(trained, tmp_path):
 
 CHILD = """
 import sys, numpy as np
-from bnhelpers.checkpoint import save_arrays
+from bnhelpers.storage.checkpoint import save_arrays
 big = {f"{i}.W": np.full((1000, 1000), i, dtype=np.float64) for i in range(40)}
 print("ready", flush=True)
 while True:

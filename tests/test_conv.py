@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from helpers import assert_gradients_match
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 

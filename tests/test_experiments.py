@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import blobs
+from helpers import blobs
 
 import bnhelpers as bh
 from bnhelpers import SGD, Adam, Linear, mlp

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, assert_same_as_batchnorm, features
+from helpers import assert_gradients_match, assert_same_as_batchnorm, features
 
 from bnhelpers import (
     BatchNorm1d,

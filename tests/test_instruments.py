@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import blobs
+from helpers import blobs
 
 import bnhelpers as bh
 from bnhelpers.plotting import plot_activation_heatmap, plot_update_ratios

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import small_mlp
+from helpers import small_mlp
 
 import bnhelpers as bh
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, image_batch
+from helpers import assert_gradients_match, image_batch
 
 from bnhelpers import (
     groupnorm_backward,

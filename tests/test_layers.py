@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, features
+from helpers import assert_gradients_match, features
 
 import bnhelpers as bh
 from bnhelpers import (

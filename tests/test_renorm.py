@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, assert_same_as_batchnorm, features, renorm_param
+from helpers import assert_gradients_match, assert_same_as_batchnorm, features, renorm_param
 
 from bnhelpers import (
     BatchNorm2d,

@@ -4,7 +4,7 @@ the normalized weights inside residual blocks."""
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from helpers import assert_gradients_match
 
 import bnhelpers as bh
 from bnhelpers.residual import ResidualBlock

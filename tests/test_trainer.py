@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import blobs
+from helpers import blobs
 
 from bnhelpers import (
     SGD,

@@ -228,7 +228,7 @@ def part_checks(number):
 def secret_lines():
     """Lines a student must never see in feedback: the master's solutions and the hidden checks."""
     lines = set()
-    for path in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for path in sorted((ROOT / "bnhelpers").rglob("*.py")):
         lines |= {line.strip() for line in solution_lines(path.read_text()) if len(line.strip()) >= 12}
     for path in sorted(HIDDEN.glob("*.py")) + sorted(PRIVATE.glob("*.py")):
         lines |= {line.strip() for line in path.read_text().splitlines() if len(line.strip()) >= 24}

@@ -120,7 +120,7 @@ def stubbed_module(path, withhold_derivation=False):
 def check_parts_cover_regions():
     """Every listed function has exactly one region, and every region is in a listed function."""
     found = {}
-    for module in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for module in sorted((ROOT / "bnhelpers").rglob("*.py")):
         path = module.relative_to(ROOT).as_posix()
         source = module.read_text()
         for begin, _ in regions(source.splitlines()):
@@ -173,7 +173,7 @@ def release_files(withhold_derivation=False):
     """
     check_parts_cover_regions()
     files = {}
-    for module in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for module in sorted((ROOT / "bnhelpers").rglob("*.py")):
         path = module.relative_to(ROOT).as_posix()
         files[path] = stubbed_module(path, withhold_derivation).encode()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):

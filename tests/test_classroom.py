@@ -54,7 +54,7 @@ def release_text_files(root):
 
 def master_sources():
     """{path: text} of every master file that may hold solution regions."""
-    files = {p.relative_to(ROOT).as_posix(): p.read_text() for p in sorted((ROOT / "bnhelpers").glob("*.py"))}
+    files = {p.relative_to(ROOT).as_posix(): p.read_text() for p in sorted((ROOT / "bnhelpers").rglob("*.py"))}
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = nbformat.read(nb, as_version=4).cells
         files[f"notebooks/{nb.name}"] = "\n".join(c.source for c in cells if c.cell_type == "code")

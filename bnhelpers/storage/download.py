@@ -15,7 +15,7 @@ import socket
 import tempfile
 import threading
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.client import HTTPException
 from pathlib import Path
 from typing import NamedTuple
@@ -288,10 +288,8 @@ def _open_within(url, timeout, deadline):
     def expire():
         expired.set()
         for sock in list(sockets):
-            try:
+            with suppress(OSError):  # closed already
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # closed already
 
     timer = threading.Timer(deadline, expire)
     timer.daemon = True

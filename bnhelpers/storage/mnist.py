@@ -31,7 +31,7 @@ import numpy as np
 
 from .files import read_into
 
-__all__ = ["MnistSplits", "read_idx", "load_mnist"]
+__all__ = ["MnistSplits", "load_mnist", "read_idx"]
 
 # The repository's data/ folder. This file is bnhelpers/storage/mnist.py, so
 # the checkout's root is three folders up: this works for the editable

@@ -362,7 +362,7 @@ def test_feedback_quotes_no_hidden_check_or_solution(batch):
         for line in p.read_text().splitlines()
         if len(line.strip()) >= 24
     }
-    for path in sorted((ROOT / "bnhelpers").glob("*.py")):
+    for path in sorted((ROOT / "bnhelpers").rglob("*.py")):
         secrets |= {line.strip() for line in solution_lines(path.read_text()) if len(line.strip()) >= 12}
     for name, text in batch["feedback"].items():
         quoted = [line for line in secrets if line in text]

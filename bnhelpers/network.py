@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._checks import check_network_mode
-from .storage.checkpoint import load_arrays, save_arrays
 from .layers import Layer
 from .losses import check_labels
+from .storage.checkpoint import load_arrays, save_arrays
 
 
 @dataclass(frozen=True)

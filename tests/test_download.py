@@ -201,7 +201,8 @@ def test_download_skips_a_dead_mirror(tmp_path, server, dead_mirror, files, chec
         assert (root / name).read_bytes() == files[name]
     assert leftovers(root) == []
     d = load_mnist(root=root, verbose=False)
-    assert len(d.y_train) + len(d.y_val) == 24 and len(d.y_test) == 6
+    assert len(d.y_train) + len(d.y_val) == 24
+    assert len(d.y_test) == 6
 
 
 def test_download_prefers_no_corrupt_copy(tmp_path, server, files, checksums):
@@ -213,7 +214,8 @@ def test_download_prefers_no_corrupt_copy(tmp_path, server, files, checksums):
 
     for name in GZ_NAMES:
         assert (root / name).read_bytes() == files[name]
-        assert server.requests.count(f"/corrupt/{name}") == 1 and server.requests.count(f"/good/{name}") == 1
+        assert server.requests.count(f"/corrupt/{name}") == 1
+        assert server.requests.count(f"/good/{name}") == 1
     assert leftovers(root) == []
 
 
@@ -233,11 +235,14 @@ def test_download_failure_reports_everything_and_leaves_no_trace(tmp_path, serve
         download_mnist(root, mirrors=mirrors, checksums=checksums, progress=False)
 
     failed = [name for name in GZ_NAMES if name != good_name]
-    assert error.value.missing == failed and error.value.folder == root
+    assert error.value.missing == failed
+    assert error.value.folder == root
     message = str(error.value)
-    assert str(root) in message and good_name not in message
+    assert str(root) in message
+    assert good_name not in message
     for name in failed:
-        assert name in message and checksums[name] in message
+        assert name in message
+        assert checksums[name] in message
     assert "SHA-256 is" in message  # the corrupt mirror
     assert "connection closed after" in message  # the truncated one
     assert "refused" in message.lower()  # the dead one
@@ -275,7 +280,8 @@ def test_download_does_not_fetch_verified_files_again(tmp_path, server, files, c
     (root / GZ_NAMES[0]).write_bytes(b"damaged since")
     download_mnist(root, mirrors=[server.url("good")], checksums=checksums, progress=False)
 
-    assert len(server.requests) == 5 and server.count(GZ_NAMES[0]) == 2
+    assert len(server.requests) == 5
+    assert server.count(GZ_NAMES[0]) == 2
     assert (root / GZ_NAMES[0]).read_bytes() == files[GZ_NAMES[0]]
 
 
@@ -306,7 +312,8 @@ def test_download_defaults_to_the_folder_load_mnist_reads(server, files, checksu
     serve_good(server, files)
     download_mnist(mirrors=[server.url("good")], checksums=checksums, progress=False)
     d = load_mnist(verbose=False)
-    assert len(d.y_test) == 6 and str(mnist_module.DATA_DIR / "mnist") in d.source
+    assert len(d.y_test) == 6
+    assert str(mnist_module.DATA_DIR / "mnist") in d.source
 
 
 def test_published_checksums_are_complete_sha256_digests():
@@ -329,7 +336,7 @@ def test_two_downloads_into_one_folder_both_end_with_verified_files(tmp_path, se
             paths = download_mnist(root, mirrors=[server.url("paired")], checksums=checksums, progress=False)
             # Right after this call returned, its files are complete and verified.
             outcomes[k] = all(hashlib.sha256(p.read_bytes()).hexdigest() == checksums[p.name] for p in paths)
-        except Exception as err:  # noqa: BLE001 - reported by the assert below
+        except Exception as err:
             outcomes[k] = err
 
     threads = [threading.Thread(target=download, args=(k,)) for k in range(2)]
@@ -369,7 +376,8 @@ def test_a_planted_symlink_is_never_followed(tmp_path, server, files, checksums)
 
     assert victim.read_text() == "precious"
     for name in GZ_NAMES:
-        assert (root / name).read_bytes() == files[name] and not (root / name).is_symlink()
+        assert (root / name).read_bytes() == files[name]
+        assert not (root / name).is_symlink()
         assert (root / f"{name}.part").is_symlink()
 
 
@@ -419,7 +427,7 @@ def test_a_mirror_that_drips_its_headers_is_dropped_at_the_deadline(tmp_path, ch
 
 
 @pytest.mark.parametrize(
-    "kwargs, error, message",
+    ("kwargs", "error", "message"),
     [
         ({"timeout": -1}, ValueError, r"timeout must be a positive finite number, got -1"),
         ({"timeout": "5"}, TypeError, r"timeout must be a positive number, got '5'"),
@@ -436,7 +444,7 @@ def test_a_read_only_folder_is_named_before_any_request(tmp_path, server, files,
     serve_good(server, files)
     if os.geteuid() == 0:  # root writes through any permission bits; sysfs refuses new files even to root
         folder = Path("/sys")
-        if not folder.is_dir() or os.access(folder, os.W_OK) and not _creation_fails(folder):
+        if not folder.is_dir() or (os.access(folder, os.W_OK) and not _creation_fails(folder)):
             pytest.skip("no folder that refuses new files to root")
     else:
         folder = tmp_path / "read-only"
@@ -444,7 +452,8 @@ def test_a_read_only_folder_is_named_before_any_request(tmp_path, server, files,
         folder.chmod(0o555)
     with pytest.raises(DownloadError, match=r"Cannot write into .*nothing was downloaded") as error:
         download_mnist(folder, mirrors=[server.url("good")], checksums=checksums, progress=False)
-    assert error.value.missing == GZ_NAMES and server.requests == []
+    assert error.value.missing == GZ_NAMES
+    assert server.requests == []
 
 
 def _creation_fails(folder):

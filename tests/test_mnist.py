@@ -52,7 +52,7 @@ GOOD = idx_bytes(np.arange(6, dtype=np.int16).reshape(2, 3))
 
 
 @pytest.mark.parametrize(
-    "content, complaint",
+    ("content", "complaint"),
     [
         (b"\x01\x00" + GOOD[2:], "two zero bytes"),
         (GOOD[:2] + b"\x0a" + GOOD[3:], "type code 0x0A"),
@@ -92,9 +92,13 @@ def test_load_mnist_reads_a_folder_given_as_root(tmp_path, compress):
     d = load_mnist(root=folder, verbose=False)
 
     # One in twelve of the 100 training images goes to validation.
-    assert d.x_train.shape == (92, 784) and d.x_val.shape == (8, 784) and d.x_test.shape == (20, 784)
+    assert d.x_train.shape == (92, 784)
+    assert d.x_val.shape == (8, 784)
+    assert d.x_test.shape == (20, 784)
     for x in (d.x_train, d.x_val, d.x_test):
-        assert x.dtype == np.float32 and x.min() >= 0 and x.max() <= 1
+        assert x.dtype == np.float32
+        assert x.min() >= 0
+        assert x.max() <= 1
     for y in (d.y_train, d.y_val, d.y_test):
         assert y.dtype == np.int64
     assert str(folder) in d.source
@@ -114,20 +118,24 @@ def test_load_mnist_reads_the_folder_in_the_environment_variable(tmp_path, monke
 
     d = load_mnist(flatten=False)
 
-    assert d.x_train.shape == (110, 28, 28) and d.x_val.shape == (10, 28, 28) and d.x_test.shape == (10, 28, 28)
+    assert d.x_train.shape == (110, 28, 28)
+    assert d.x_val.shape == (10, 28, 28)
+    assert d.x_test.shape == (10, 28, 28)
     assert capsys.readouterr().out.strip() == f"bnhelpers: {d.source}: 110 train / 10 validation / 10 test"
 
 
 def test_load_mnist_reads_the_default_data_folder(tmp_path):
     write_mnist_folder(mnist_module.DATA_DIR / "mnist")
     d = load_mnist(verbose=False)
-    assert d.x_test is not None and str(mnist_module.DATA_DIR / "mnist") in d.source
+    assert d.x_test is not None
+    assert str(mnist_module.DATA_DIR / "mnist") in d.source
 
 
 def test_load_mnist_fashion_reads_its_own_default_folder():
     write_mnist_folder(mnist_module.DATA_DIR / "fashion-mnist", n_train=24, n_test=5)
     d = load_mnist(dataset="fashion-mnist", verbose=False)
-    assert len(d.y_train) + len(d.y_val) == 24 and "Fashion-MNIST" in d.source
+    assert len(d.y_train) + len(d.y_val) == 24
+    assert "Fashion-MNIST" in d.source
 
 
 @pytest.mark.parametrize("how", ["root", "env"])
@@ -142,7 +150,9 @@ def test_load_mnist_names_missing_files_and_folder(tmp_path, monkeypatch, how):
         load_mnist(root=folder if how == "root" else None, verbose=False)
 
     message = str(error.value)
-    assert str(folder) in message and mnist_module.TEST_IMAGES in message and mnist_module.TEST_LABELS in message
+    assert str(folder) in message
+    assert mnist_module.TEST_IMAGES in message
+    assert mnist_module.TEST_LABELS in message
     assert mnist_module.TRAIN_IMAGES not in message
 
 
@@ -163,19 +173,21 @@ def test_load_mnist_fashion_without_files_says_where_to_put_them():
     with pytest.raises(FileNotFoundError) as error:
         load_mnist(dataset="fashion-mnist", verbose=False)
     message = str(error.value)
-    assert str(mnist_module.DATA_DIR / "fashion-mnist") in message and "no bundled Fashion-MNIST" in message
+    assert str(mnist_module.DATA_DIR / "fashion-mnist") in message
+    assert "no bundled Fashion-MNIST" in message
 
 
 def test_load_mnist_rejects_images_and_labels_of_different_counts(tmp_path):
     folder = write_mnist_folder(tmp_path / "mnist")
     write_idx(folder / mnist_module.TRAIN_LABELS, synthetic_digits(99)[1])
-    with pytest.raises(ValueError, match="100 images but .* 99 labels") as error:
+    with pytest.raises(ValueError, match=r"100 images but .* 99 labels") as error:
         load_mnist(root=folder, verbose=False)
-    assert mnist_module.TRAIN_IMAGES in str(error.value) and mnist_module.TRAIN_LABELS in str(error.value)
+    assert mnist_module.TRAIN_IMAGES in str(error.value)
+    assert mnist_module.TRAIN_LABELS in str(error.value)
 
 
 @pytest.mark.parametrize(
-    "name, array, complaint",
+    ("name", "array", "complaint"),
     [
         (mnist_module.TRAIN_IMAGES, np.zeros((100, 28, 27), np.uint8), r"shape \(n, 28, 28\)"),
         (mnist_module.TRAIN_IMAGES, np.zeros((100, 28, 28), np.float32), "uint8"),
@@ -231,26 +243,35 @@ def test_bundled_subset_is_the_file_readme_and_code_agree_on():
     readme = (mnist_module.BUNDLED_NPZ.parent / "README.md").read_text()
     assert mnist_module.BUNDLED_SHA256 in readme
     images, labels = bundled_file()
-    assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
-    assert labels.shape == (10_000,) and labels.dtype == np.uint8
+    assert images.shape == (10_000, 28, 28)
+    assert images.dtype == np.uint8
+    assert labels.shape == (10_000,)
+    assert labels.dtype == np.uint8
 
 
 def test_bundled_split_shapes_and_types(bundled, capsys):
-    assert bundled.x_train.shape == (8_000, 784) and bundled.x_val.shape == (2_000, 784)
-    assert bundled.x_test is None and bundled.y_test is None
-    assert bundled.x_train.dtype == np.float32 and bundled.y_train.dtype == np.int64
-    assert bundled.x_train.min() >= 0 and bundled.x_train.max() <= 1
+    assert bundled.x_train.shape == (8_000, 784)
+    assert bundled.x_val.shape == (2_000, 784)
+    assert bundled.x_test is None
+    assert bundled.y_test is None
+    assert bundled.x_train.dtype == np.float32
+    assert bundled.y_train.dtype == np.int64
+    assert bundled.x_train.min() >= 0
+    assert bundled.x_train.max() <= 1
     assert "bundled" in bundled.source
 
     square = load_mnist(flatten=False)
-    assert square.x_train.shape == (8_000, 28, 28) and square.x_val.shape == (2_000, 28, 28)
+    assert square.x_train.shape == (8_000, 28, 28)
+    assert square.x_val.shape == (2_000, 28, 28)
     channels = load_mnist(flatten=False, channel_axis=True, verbose=False)
-    assert channels.x_train.shape == (8_000, 1, 28, 28) and channels.x_val.shape == (2_000, 1, 28, 28)
+    assert channels.x_train.shape == (8_000, 1, 28, 28)
+    assert channels.x_val.shape == (2_000, 1, 28, 28)
     np.testing.assert_array_equal(channels.x_train[:, 0], square.x_train)
     np.testing.assert_array_equal(channels.x_train.reshape(8_000, 784), bundled.x_train)
     assert "images (1, 28, 28)" in repr(channels)
     line = capsys.readouterr().out.strip()
-    assert line.startswith("bnhelpers: bundled MNIST subset") and line.endswith("8,000 train / 2,000 validation")
+    assert line.startswith("bnhelpers: bundled MNIST subset")
+    assert line.endswith("8,000 train / 2,000 validation")
 
 
 def test_bundled_split_is_stratified(bundled):
@@ -258,7 +279,8 @@ def test_bundled_split_is_stratified(bundled):
     per_class = np.bincount(labels, minlength=10)
     val = np.bincount(bundled.y_val, minlength=10)
     train = np.bincount(bundled.y_train, minlength=10)
-    assert (val > 0).all() and (train > 0).all()
+    assert (val > 0).all()
+    assert (train > 0).all()
     np.testing.assert_array_equal(train + val, per_class)
     # Each class gets its fifth of the validation set, give or take the rounding.
     assert np.abs(val - per_class / 5).max() < 1
@@ -267,7 +289,9 @@ def test_bundled_split_is_stratified(bundled):
 def test_bundled_split_partitions_the_file(bundled):
     images, _ = bundled_file()
     train, val = rows(bundled.x_train), rows(bundled.x_val)
-    assert len(train) == 8_000 and len(val) == 2_000 and not train & val
+    assert len(train) == 8_000
+    assert len(val) == 2_000
+    assert not train & val
     assert train | val == rows(images / 255)
     # Shuffled: the file is sorted by digit, the training split must not be.
     assert not (np.diff(bundled.y_train) >= 0).all()
@@ -300,12 +324,13 @@ def test_damaged_bundled_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_module, "BUNDLED_NPZ", copy)
     with pytest.raises(ValueError, match="damaged") as error:
         load_mnist(verbose=False)
-    assert str(copy) in str(error.value) and "build_mnist_10k.py" in str(error.value)
+    assert str(copy) in str(error.value)
+    assert "build_mnist_10k.py" in str(error.value)
 
 
 def test_missing_bundled_file_says_how_to_get_data(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_module, "BUNDLED_NPZ", tmp_path / "mnist-10k.npz")
-    with pytest.raises(FileNotFoundError, match="build_mnist_10k.py"):
+    with pytest.raises(FileNotFoundError, match=r"build_mnist_10k\.py"):
         load_mnist(verbose=False)
 
 
@@ -314,7 +339,7 @@ def test_missing_bundled_file_says_how_to_get_data(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "n_train, n_test, complaint",
+    ("n_train", "n_test", "complaint"),
     [(11, 5, r"holds 11 images; at least 12 are needed"), (24, 0, r"holds no images")],
 )
 def test_load_mnist_names_files_with_too_few_images(tmp_path, n_train, n_test, complaint):
@@ -348,7 +373,9 @@ def test_read_idx_memory_is_bounded_by_the_declared_size(tmp_path):
     assert bomb.stat().st_size < 2 << 20
     for path, complaint in ((sparse, "6,442,450,926 trailing bytes"), (bomb, "trailing bytes after the 10")):
         outcome = outcome_with_memory_limit(f"read_idx({str(path)!r})")
-        assert outcome.startswith("ValueError:") and str(path) in outcome and complaint in outcome, outcome
+        assert outcome.startswith("ValueError:"), outcome
+        assert str(path) in outcome, outcome
+        assert complaint in outcome, outcome
 
 
 def test_read_idx_refuses_declarations_larger_than_the_file_can_hold(tmp_path):
@@ -368,6 +395,6 @@ def test_read_idx_refuses_declarations_larger_than_the_file_can_hold(tmp_path):
 def test_the_data_folder_is_found_from_inside_the_storage_subpackage():
     """bnhelpers/storage/mnist.py finds the checkout's data/ three folders up, where the bundled file is."""
     repository = Path(__file__).resolve().parents[1]
-    assert mnist_module.REPOSITORY == repository
-    assert mnist_module.BUNDLED_NPZ == repository / "data" / "mnist-10k.npz"
+    assert repository == mnist_module.REPOSITORY
+    assert repository / "data" / "mnist-10k.npz" == mnist_module.BUNDLED_NPZ
     assert mnist_module.BUNDLED_NPZ.is_file()

@@ -341,7 +341,7 @@ def test_gradescope_autograder_grades_an_upload_in_gradescopes_layout(tmp_path):
     env["PYTHONPATH"] = str(root / "source")
     subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env, check=True, capture_output=True)
     results = json.loads((root / "results" / "results.json").read_text())
-    assert results.keys() >= GRADESCOPE_FIELDS
+    assert GRADESCOPE_FIELDS <= results.keys()
     automatic = sum(p.points for p in PARTS) - sum(q.points for q in QUESTIONS if q.kind == "written")
     assert results["score"] == automatic, results["output"]
     assert results["visibility"] in VISIBILITIES

@@ -395,6 +395,6 @@ def test_read_idx_refuses_declarations_larger_than_the_file_can_hold(tmp_path):
 def test_the_data_folder_is_found_from_inside_the_storage_subpackage():
     """bnhelpers/storage/mnist.py finds the checkout's data/ three folders up, where the bundled file is."""
     repository = Path(__file__).resolve().parents[1]
-    assert repository == mnist_module.REPOSITORY
-    assert repository / "data" / "mnist-10k.npz" == mnist_module.BUNDLED_NPZ
+    assert mnist_module.REPOSITORY == repository
+    assert mnist_module.BUNDLED_NPZ == repository / "data" / "mnist-10k.npz"
     assert mnist_module.BUNDLED_NPZ.is_file()

@@ -22,6 +22,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -57,8 +58,11 @@ def pack(path, files, extra=()):
         for name, data in files.items():
             zf.writestr(name, data)
         for name, writer in extra:
-            with zf.open(name, "w", force_zip64=True) as f:
-                writer(f)
+            # A name that repeats one of files is deliberate (an entry given twice); zipfile warns of it.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Duplicate name", UserWarning)
+                with zf.open(name, "w", force_zip64=True) as f:
+                    writer(f)
 
 
 def tree_digest(root, skip=()):

@@ -119,6 +119,7 @@ $(VENV)/.dev-installed: $(STAMP) requirements-dev.txt
 bench: setup
 	$(BIN)/python benchmarks/bench_batchnorm.py
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_choices.py
 
 # RELEASE_FLAGS=--withhold-derivation: students derive Part 1's closed-form backward pass themselves.
 RELEASE_FLAGS ?=

@@ -197,7 +197,7 @@ def main():
     header = ["network", "batch"]
     if old:
         header += [f"{args.against}"] + ([f"{args.against} ratio"] if torch else [])
-    print(markdown_table(header + ["bnhelpers", "PyTorch CPU", "ratio"], rows))
+    print(markdown_table([*header, "bnhelpers", "PyTorch CPU", "ratio"], rows))
 
     def overhead(fw, plain, bn):
         return f"{times[bn][fw] / times[plain][fw] - 1:+.0%}"

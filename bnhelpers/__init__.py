@@ -11,7 +11,8 @@ The math, at the top: flat functions returning ``(out, cache)`` / ``(dx, dgamma,
     gradcheck (finite differences).
 Shared helpers, at the top: _checks (argument checks), seeding (every seed
     shifted by BNHELPERS_SEED_OFFSET), progress (progress bars).
-Storage: data (MNIST), checkpoint (pickle-free checkpoints), files (atomic writes).
+storage/: mnist (reading MNIST), download (verified downloading), checkpoint
+    (pickle-free checkpoints), files (atomic writes).
 engine/: the layers, networks and training built on the math.
     layers, residual (residual blocks, SkipInit), network, models (builders),
     losses, optim, init (weight schemes), conv (convolution, pooling), trainer.
@@ -46,8 +47,9 @@ from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 
 # isort: split
-# Storage: reading MNIST.
-from .data import DownloadError, MnistSplits, download_mnist, load_mnist, read_idx
+# storage/: MNIST on disk, read and verified.
+from .storage.download import DownloadError, download_mnist
+from .storage.mnist import MnistSplits, load_mnist, read_idx
 
 # isort: split
 # engine/: the layers, networks and training built on the math.

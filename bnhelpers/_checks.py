@@ -80,7 +80,7 @@ def bn_mode(training):
 
 
 def _is_real(value):
-    # The exact-type test is the common case and ~10x cheaper than the ABC check.
+    # The exact-type test is the common case and cheaper than the ABC check (benchmarks/bench_choices.py).
     return type(value) is float or (not isinstance(value, bool) and isinstance(value, numbers.Real))
 
 

@@ -3,7 +3,7 @@
 The course passes small integer seeds (0, 1, 2, ...). ``BNHELPERS_SEED_OFFSET=k``
 adds ``k`` to every one of them: initial weights, minibatch order, dropout
 masks and the notebooks' random inputs all change, while the bundled data
-split (bnhelpers.data) stays fixed. ``make claims`` uses it to check that each
+split (bnhelpers.storage.mnist) stays fixed. ``make claims`` uses it to check that each
 asserted claim is a property of the experiment, not of one float trajectory.
 """
 

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnhelpers.files import replacing
+from bnhelpers.storage.files import replacing
 
 from .answers import answers_in, form_problem, marks, read_answers
 from .checking import Student, load_checks, outcome
@@ -381,7 +381,7 @@ def grade_one(entry, release, version, time_limit, isolate=True):
             results, part_lines = [], [f"Part {number}: no points: no graded files in the submission."]
         details += results
         row[f"part{number}"] = round(sum(r.points for r in results), 1)
-        lines += part_lines + [""]
+        lines += [*part_lines, ""]
     row["part4"], answer_lines, answer_results = grade_answers(submission)
     details += answer_results
     row["total"] = round(sum(row[f"part{p.number}"] for p in PARTS), 1)
@@ -427,7 +427,7 @@ def grade(submissions, out, time_limit=60.0, jobs=None, unsafe=False):
     def one(entry):
         try:
             row, feedback, _ = grade_one(entry, release, version, time_limit, isolate)
-        except Exception as error:  # noqa: BLE001 - one submission's failure of any kind costs that submission only
+        except Exception as error:
             row, feedback, _ = failed_row(entry, error)
         return row, feedback
 

@@ -121,7 +121,7 @@ def run(unsafe=False, time_limit=60.0):
             entry = submission_entry(root / "submission", scratch)
             row, feedback, details = grade_one(entry, release, accepted_versions(release), time_limit, isolate)
         data = results_json(row, feedback, details)
-    except Exception as error:  # noqa: BLE001 - the harness must always get a results.json
+    except Exception as error:
         data = {"score": 0.0, "output": f"The autograder failed: {type(error).__name__}: {error}", "tests": []}
     (results / "results.json").write_text(json.dumps(data, indent=1))
     return data

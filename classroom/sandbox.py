@@ -15,6 +15,7 @@ worker sets its own limits before it imports student code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -260,10 +261,8 @@ class Worker:
     def stop(self):
         """Kill the worker and everything it started (its session; the jail's PID namespace ends with it)."""
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait()
 
     def close(self):
@@ -271,18 +270,12 @@ class Worker:
         counted); then its session is killed whatever happened, stray processes included."""
         if self.process is not None:
             for stream in (self.process.stdin, self.process.stdout):
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             self.process.wait()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)

@@ -60,7 +60,7 @@ def main():
     try:
         import bnhelpers
         from bnhelpers import batchnorm, conventions, layernorm, spatial
-    except BaseException as error:  # noqa: BLE001 - any failure of student code is reported, never raised
+    except BaseException as error:
         send({"import_error": problem(error)})
         return
     modules = (bnhelpers, spatial, layernorm, batchnorm, conventions)
@@ -97,7 +97,7 @@ def main():
                     "message": f"it returned or stored a value the grader cannot read: {error}",
                 }
             )
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             send(problem(error))
 
 

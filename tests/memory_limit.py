@@ -14,8 +14,8 @@ import resource
 import numpy as np
 import bnhelpers
 from bnhelpers import *
-from bnhelpers.checkpoint import load_arrays
-from bnhelpers.data import read_idx
+from bnhelpers.storage.checkpoint import load_arrays
+from bnhelpers.storage.mnist import read_idx
 
 def _address_space_bytes():
     with open("/proc/self/status") as status:

@@ -4,7 +4,7 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from helpers import assert_gradients_match
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -31,10 +31,10 @@ def make_inputs(seed, N, D, dtype=np.float64, loc=2.0, scale=3.0):
 
 
 @pytest.mark.parametrize("backward", BACKWARDS, ids=lambda f: f.__name__)
-@pytest.mark.parametrize("N, D", [(3, 1), (4, 3), (10, 7), (32, 5)])
+@pytest.mark.parametrize(("N", "D"), [(3, 1), (4, 3), (10, 7), (32, 5)])
 def test_train_mode_gradients_match_finite_differences(backward, N, D):
     x, gamma, beta, dout = make_inputs(N * 100 + D, N, D)
-    out, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    _out, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
     dx, dgamma, dbeta = backward(dout, cache)
     assert_gradients_match(
         lambda: batchnorm_forward(x, gamma, beta, {"mode": "train"})[0],
@@ -49,7 +49,7 @@ def test_test_mode_gradients_match_finite_differences(backward):
     x, gamma, beta, dout = make_inputs(1, 6, 4)
     rng = np.random.default_rng(2)
     frozen = {"mode": "test", "running_mean": rng.standard_normal(4), "running_var": rng.uniform(0.5, 3, 4)}
-    out, cache = batchnorm_forward(x, gamma, beta, frozen)
+    _out, cache = batchnorm_forward(x, gamma, beta, frozen)
     dx, dgamma, dbeta = backward(dout, cache)
     assert_gradients_match(
         lambda: batchnorm_forward(x, gamma, beta, dict(frozen))[0],
@@ -61,8 +61,8 @@ def test_test_mode_gradients_match_finite_differences(backward):
 
 def test_gradient_check_detects_a_wrong_backward():
     x, gamma, beta, dout = make_inputs(3, 8, 4)
-    out, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    dx, dgamma, dbeta = batchnorm_backward_fast(dout, cache)
+    _out, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
+    _dx, _dgamma, _dbeta = batchnorm_backward_fast(dout, cache)
     # The classic mistake: forgetting the mean and variance branches (dx = dout * gamma / std).
     naive_dx = dout * gamma / cache.std
     errors = gradient_check(
@@ -174,7 +174,7 @@ def test_float32_stays_float32():
     assert batchnorm_forward(x, gamma, beta, p64)[0].dtype == np.float32
 
 
-@pytest.mark.parametrize("stats_dtype, x_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+@pytest.mark.parametrize(("stats_dtype", "x_dtype"), [(np.float32, np.float64), (np.float64, np.float32)])
 def test_running_statistics_keep_their_own_dtype(stats_dtype, x_dtype):
     """As PyTorch's buffers do: a training batch of another dtype updates the values, not the dtype."""
     x, gamma, beta, _ = make_inputs(3, 32, 4, dtype=x_dtype)
@@ -209,7 +209,7 @@ GOOD = dict(x=np.ones((4, 3)) * np.arange(4)[:, None], gamma=np.ones(3), beta=np
 
 
 @pytest.mark.parametrize(
-    "change, error, message",
+    ("change", "error", "message"),
     [
         ({"x": np.ones(3)}, ValueError, r"x must have 2 dimensions, got shape \(3,\)"),
         ({"x": np.ones((4, 3), dtype=np.int64)}, TypeError, r"x must have a floating dtype.*int64"),
@@ -330,7 +330,7 @@ NAN_3, INF_3 = np.array([1.0, np.nan, 1.0]), np.array([0.0, 0.0, -np.inf])
 
 @pytest.mark.parametrize("mode", ["train", "test"])
 @pytest.mark.parametrize(
-    "change, message",
+    ("change", "message"),
     [
         ({"gamma": NAN_3}, r"^gamma contains NaN"),
         ({"beta": INF_3}, r"^beta contains NaN or infinite"),
@@ -371,12 +371,13 @@ def test_huge_but_finite_values_are_not_mistaken_for_non_finite():
         "running_var": np.full(2, 1e30, np.float32),
     }
     out, _ = batchnorm_forward(x, gamma, np.zeros(2, np.float32), bn_param)
-    assert np.isfinite(bn_param["running_mean"]).all() and np.isfinite(bn_param["running_var"]).all()
+    assert np.isfinite(bn_param["running_mean"]).all()
+    assert np.isfinite(bn_param["running_var"]).all()
     np.testing.assert_allclose(out[:, 1], [-1, 1], rtol=1e-4)
 
 
 @pytest.mark.parametrize(
-    "argument, value, message",
+    ("argument", "value", "message"),
     [
         ("W", np.full((3, 4), np.nan), "W contains NaN"),
         ("gamma", np.array([1.0, np.nan, 1.0, 1.0]), "gamma contains NaN"),

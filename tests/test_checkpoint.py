@@ -17,7 +17,7 @@ import pytest
 from memory_limit import LINUX_ONLY, outcome_with_memory_limit
 
 from bnhelpers import Adam, deep_net, mlp, small_cnn, train
-from bnhelpers.checkpoint import load_arrays, save_arrays
+from bnhelpers.storage.checkpoint import load_arrays, save_arrays
 
 
 @pytest.fixture
@@ -138,7 +138,7 @@ def test_failed_save_keeps_the_previous_checkpoint(trained, tmp_path):
 
 CHILD = """
 import sys, numpy as np
-from bnhelpers.checkpoint import save_arrays
+from bnhelpers.storage.checkpoint import save_arrays
 big = {f"{i}.W": np.full((1000, 1000), i, dtype=np.float64) for i in range(40)}
 print("ready", flush=True)
 while True:
@@ -170,7 +170,8 @@ def test_killed_mid_save_leaves_a_complete_checkpoint(tmp_path):
     # The interrupted write's temporary file, or none if the kill landed between
     # one save's rename and the next save's mkstemp; never anything else.
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model.npz"]
-    assert len(leftovers) <= 1 and all(name.startswith(".model.npz.") and name.endswith(".tmp") for name in leftovers)
+    assert len(leftovers) <= 1
+    assert all(name.startswith(".model.npz.") and name.endswith(".tmp") for name in leftovers)
     save_arrays(path, {"0.W": np.ones(3)})  # the next save of the same file removes it
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
 
@@ -191,7 +192,7 @@ def fresh_net():
 
 
 @pytest.mark.parametrize(
-    "name, value, complaint",
+    ("name", "value", "complaint"),
     [
         ("4.W", np.full((16, 16), "x"), r"4.W must hold real floating-point values, found dtype <U1"),
         (
@@ -219,7 +220,7 @@ def fresh_net():
     ],
 )
 def test_a_failed_load_names_the_entry_and_changes_nothing(trained, tmp_path, name, value, complaint):
-    net, x = trained
+    net, _x = trained
     state = {k: v.copy() for k, v in net.state().items()}
     state[name] = value
     path = save_arrays(tmp_path / "bad.npz", state)
@@ -276,9 +277,10 @@ def test_text_files_and_pickles_are_refused_without_pointing_at_pickle(trained, 
     (tmp_path / "notes.npz").write_text("W = 1, 2, 3")
     (tmp_path / "state.pkl").write_bytes(pickle.dumps(net.state()))
     for name in ("notes.npz", "state.pkl"):
-        with pytest.raises(ValueError, match="not a readable checkpoint: not an .npz") as error:
+        with pytest.raises(ValueError, match=r"not a readable checkpoint: not an \.npz") as error:
             load_arrays(tmp_path / name)
-        assert "allow_pickle" not in str(error.value) and "pickle.load" not in str(error.value)
+        assert "allow_pickle" not in str(error.value)
+        assert "pickle.load" not in str(error.value)
 
 
 def test_a_folder_is_not_reported_as_missing(tmp_path):
@@ -322,7 +324,7 @@ DECLARES_8_TB = (
 
 @pytest.mark.skipif(not LINUX_ONLY, reason="uses /proc and RLIMIT_AS")
 @pytest.mark.parametrize(
-    "bomb, call, complaint",
+    ("bomb", "call", "complaint"),
     [
         (
             "inflating",
@@ -335,7 +337,8 @@ DECLARES_8_TB = (
 )
 def test_bomb_entries_are_refused_from_their_headers_within_bounded_memory(bombs, bomb, call, complaint):
     outcome = outcome_with_memory_limit(call.format(path=str(bombs[bomb])), headroom_mb=128)
-    assert outcome.startswith("ValueError:") and re.search(complaint, outcome), outcome
+    assert outcome.startswith("ValueError:"), outcome
+    assert re.search(complaint, outcome), outcome
 
 
 def test_a_later_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):

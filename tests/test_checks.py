@@ -11,7 +11,7 @@ from bnhelpers._checks import check_count
 
 
 @pytest.mark.parametrize(
-    "value, bounds, error, message",
+    ("value", "bounds", "error", "message"),
     [
         (0, {}, ValueError, r"n must be a positive integer, got 0"),
         (2.0, {}, TypeError, r"n must be a positive integer, got 2.0"),
@@ -27,8 +27,10 @@ def test_check_count_names_the_argument_and_the_range(value, bounds, error, mess
 
 
 def test_check_count_accepts_numpy_integers_and_returns_a_python_int():
-    assert check_count("n", np.int64(3)) == 3 and type(check_count("n", np.int64(3))) is int
-    assert check_count("pad", 0, minimum=0) == 0 and check_count("batch_size", 10, minimum=2, maximum=10) == 10
+    assert check_count("n", np.int64(3)) == 3
+    assert type(check_count("n", np.int64(3))) is int
+    assert check_count("pad", 0, minimum=0) == 0
+    assert check_count("batch_size", 10, minimum=2, maximum=10) == 10
 
 
 def test_unknown_parameter_keys_of_mixed_types_are_listed():

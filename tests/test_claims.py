@@ -20,7 +20,7 @@ def test_a_claim_that_fails_raises_with_the_measured_value_and_prints_nothing(ca
 
 
 @pytest.mark.parametrize(
-    "claim, report, message",
+    ("claim", "report", "message"),
     [
         (np.array([True, True]), "x", "claim must be a bool .* got ndarray"),
         ("err < 1e-7", "x", "claim must be a bool .* got str"),

@@ -107,11 +107,12 @@ def test_release_holds_no_marker_solution_line_hidden_test_or_output(student):
         if line.startswith("def ") and "_" in line
     }
     for path, text in files.items():
-        assert BEGIN not in text and END not in text, f"{path} holds a solution marker"
+        assert BEGIN not in text, f"{path} holds a solution marker"
+        assert END not in text, f"{path} holds a solution marker"
         leaked = [line for line in secret if line in text]
         assert not leaked, f"{path} holds solution lines: {leaked[:3]}"
         assert not any(f"def {name}(" in text for name in hidden_checks), f"{path} defines a hidden check"
-        assert "solutions/" not in path and "classroom" not in path and "hidden" not in path, path
+        assert not any(part in path for part in ("solutions/", "classroom", "hidden")), path
     for path in files:
         if path.endswith(".ipynb"):
             nb = nbformat.reads(files[path], as_version=4)
@@ -143,7 +144,8 @@ def test_every_public_test_fails_on_the_release(student, tmp_path):
     assert len(cases) == 16, "all public tests of parts 1-3 must have run"
     failures = [child.get("message", "") for case in cases for child in case if child.tag in ("failure", "error")]
     # They failed for the right reason: the stubs, not an import problem.
-    assert len(failures) == len(cases) and all("NotImplementedError" in m for m in failures), failures
+    assert len(failures) == len(cases), failures
+    assert all("NotImplementedError" in m for m in failures), failures
 
 
 def test_every_hidden_check_fails_on_the_release():
@@ -356,9 +358,11 @@ def test_gradescope_autograder_grades_an_upload_in_gradescopes_layout(tmp_path):
     assert GRADESCOPE_FIELDS <= results.keys()
     automatic = sum(p.points for p in PARTS) - sum(q.points for q in QUESTIONS if q.kind == "written")
     assert results["score"] == automatic, results["output"]
-    assert results["visibility"] in VISIBILITIES and results["stdout_visibility"] in VISIBILITIES
+    assert results["visibility"] in VISIBILITIES
+    assert results["stdout_visibility"] in VISIBILITIES
     tests = results["tests"]
-    assert len(tests) >= 30 and all({"score", "max_score", "name", "output", "visibility"} <= t.keys() for t in tests)
+    assert len(tests) >= 30
+    assert all({"score", "max_score", "name", "output", "visibility"} <= t.keys() for t in tests)
     assert all(t["visibility"] in VISIBILITIES and t["score"] == t["max_score"] for t in tests)
     assert {t["visibility"] for t in tests} == {"visible", "after_due_date"}, (
         "hidden checks' details after the due date"

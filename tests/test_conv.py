@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from helpers import assert_gradients_match
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +32,7 @@ def padded(x, pad):
 def conv_reference(x, w, b, stride, pad):
     """out[n, f, i, j] = b[f] + sum over (c, p, q) of w[f, c, p, q] * xp[n, c, i*stride + p, j*stride + q]."""
     xp = padded(x, pad)
-    N, C, Hp, Wp = xp.shape
+    N, _C, Hp, Wp = xp.shape
     F, _, KH, KW = w.shape
     H_out, W_out = (Hp - KH) // stride + 1, (Wp - KW) // stride + 1
     out = np.zeros((N, F, H_out, W_out))
@@ -93,7 +93,7 @@ CONV_CASES = [
 # ---------------------------------------------------------------- convolution forward
 
 
-@pytest.mark.parametrize("x_shape, w_shape, stride, pad", CONV_CASES)
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "pad"), CONV_CASES)
 def test_conv_forward_matches_loops(x_shape, w_shape, stride, pad):
     rng = np.random.default_rng(0)
     x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
@@ -117,7 +117,8 @@ def test_conv_backward_returns_only_what_was_asked(bias, input_grad):
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_backward(dout, cache, input_grad=input_grad)
     dx_reference, dw_reference, db_reference = conv2d_backward(dout, reference_cache)
-    assert (dx is None) == (not input_grad) and (db is None) == (not bias)
+    assert (dx is None) == (not input_grad)
+    assert (db is None) == (not bias)
     np.testing.assert_array_equal(dw, dw_reference)
     if input_grad:
         np.testing.assert_array_equal(dx, dx_reference)
@@ -190,7 +191,9 @@ def test_conv_forward_and_adjoint_on_random_shapes(N, C, F, H, W, KH, KW, stride
     np.testing.assert_allclose(out, conv_reference(x, w, b, stride, pad), rtol=1e-10, atol=1e-10)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv2d_backward(dout, cache)
-    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+    assert dx.shape == x.shape
+    assert dw.shape == w.shape
+    assert db.shape == b.shape
     assert dx.flags.c_contiguous
     total = np.sum(out * dout)
     np.testing.assert_allclose(np.sum(x * dx) + np.sum(b * db), total, rtol=1e-10, atol=1e-10)
@@ -210,7 +213,7 @@ POOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("x_shape, size, stride", POOL_CASES)
+@pytest.mark.parametrize(("x_shape", "size", "stride"), POOL_CASES)
 def test_maxpool_forward_and_backward_match_loops(x_shape, size, stride):
     rng = np.random.default_rng(4)
     x = rng.standard_normal(x_shape)
@@ -222,7 +225,7 @@ def test_maxpool_forward_and_backward_match_loops(x_shape, size, stride):
     np.testing.assert_allclose(dx, maxpool_backward_reference(x, dout, size, s), atol=1e-15)
 
 
-@pytest.mark.parametrize("x_shape, size, stride", POOL_CASES)
+@pytest.mark.parametrize(("x_shape", "size", "stride"), POOL_CASES)
 def test_maxpool_gradients_match_finite_differences(x_shape, size, stride):
     rng = np.random.default_rng(6)
     x = distinct_values(rng, x_shape)
@@ -232,7 +235,7 @@ def test_maxpool_gradients_match_finite_differences(x_shape, size, stride):
     assert_gradients_match(lambda: maxpool2d_forward(x, size, stride)[0], {"x": x}, {"x": dx}, dout)
 
 
-@pytest.mark.parametrize("size, stride", [(2, None), (3, 1)])
+@pytest.mark.parametrize(("size", "stride"), [(2, None), (3, 1)])
 def test_maxpool_ties_send_the_gradient_to_one_pixel_per_window(size, stride):
     """A constant input ties every pixel; the first of each window (its top-left) takes the gradient, once."""
     x = np.full((1, 2, 6, 6), 3.0)
@@ -344,14 +347,14 @@ ERROR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("call, error, match", [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES])
+@pytest.mark.parametrize(("call", "error", "match"), [c[1:] for c in ERROR_CASES], ids=[c[0] for c in ERROR_CASES])
 def test_bad_arguments_raise_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
 
 
 @pytest.mark.parametrize(
-    "forward, backward",
+    ("forward", "backward"),
     [
         (lambda x: conv2d_forward(x, np.ones((2, 3, 3, 3)), None), conv2d_backward),
         (maxpool2d_forward, maxpool2d_backward),

@@ -34,7 +34,7 @@ def batches(k=7, N=6, D=4, seed=0):
 def test_running_statistics_and_test_output_follow_the_documented_formulas(name):
     doc = DOCUMENTED[name]
     data = batches()
-    N, D = data[0].shape
+    _N, D = data[0].shape
     gamma, beta = np.linspace(0.5, 2, D), np.linspace(-1, 1, D)
     p = {"mode": "train", "convention": name}
     mean, var = np.zeros(D), np.full(D, doc["var0"])

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import small_mlp
+from helpers import small_mlp
 
 import bnhelpers as bh
 
@@ -20,7 +20,8 @@ def test_shift_is_zero_for_a_frozen_net_and_positive_with_noise(mnist):
     x = mnist.x_train[:200]
     for net in (small_mlp(), small_mlp(norm=None)):
         before, after = bh.layer_input_moments(net, x), bh.layer_input_moments(net, x)
-        assert len(before) == 3 and before[0][0].shape == (32,)
+        assert len(before) == 3
+        assert before[0][0].shape == (32,)
         np.testing.assert_array_equal(bh.distribution_shift(before, after), 0.0)
     noisy = bh.add_noise_after_batchnorm(small_mlp(), shift=0.5, seed=0)
     shift = bh.distribution_shift(bh.layer_input_moments(noisy, x), bh.layer_input_moments(noisy, x))
@@ -50,7 +51,8 @@ def test_shift_tracker_records_every_evaluation(mnist):
     )
     assert tracker.iterations == [0, 10, 20, 30]
     shifts = tracker.shifts()
-    assert shifts.shape == (3, 3) and np.all(shifts > 0)  # the weights moved, so did the layer inputs
+    assert shifts.shape == (3, 3)
+    assert np.all(shifts > 0)
 
 
 def test_gradient_shift_matches_a_manual_update(mnist):
@@ -84,7 +86,8 @@ def test_gradient_shift_leaves_the_network_unchanged(mnist):
     net = small_mlp()
     state = {k: v.copy() for k, v in net.state().items()}
     table = bh.gradient_shift(net, mnist.x_train[:64], mnist.y_train[:64], lr=0.1)
-    assert np.all(table["cosine"] <= 1 + 1e-12) and np.all(table["l2"] > 0)
+    assert np.all(table["cosine"] <= 1 + 1e-12)
+    assert np.all(table["l2"] > 0)
     assert all(np.array_equal(v, net.state()[k]) for k, v in state.items())
 
 
@@ -92,7 +95,8 @@ def test_activation_noise_is_per_sample_redrawn_every_step_and_the_identity_in_e
     x = np.ones((500, 4), dtype=np.float32)
     layer = bh.ActivationNoise(0.5, 0.25, rng=bh.rng(0))
     first, second = layer.forward(x), layer.forward(x)
-    assert first.dtype == np.float32 and first.shape == x.shape
+    assert first.dtype == np.float32
+    assert first.shape == x.shape
     assert np.all(first.std(axis=0) > 0.3)  # samples differ: the noise is per activation
     assert not np.allclose(first.mean(axis=0), second.mean(axis=0), atol=0.05)  # the distribution moves every step
     np.testing.assert_array_equal(layer.backward(np.ones_like(x)), layer.s)  # out = s * x + m

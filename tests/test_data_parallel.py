@@ -30,7 +30,8 @@ def test_sync_backward_equals_bn_backward_on_the_concatenated_batch():
     _, whole_cache = bh.batchnorm_forward(np.concatenate(xs), gamma, beta, {"mode": "train"})
     dx, dg, db = bh.batchnorm_backward(np.concatenate(douts), whole_cache)
     assert bh.rel_error(np.concatenate(dxs), dx) < 1e-10
-    assert bh.rel_error(dgamma, dg) < 1e-10 and bh.rel_error(dbeta, db) < 1e-10
+    assert bh.rel_error(dgamma, dg) < 1e-10
+    assert bh.rel_error(dbeta, db) < 1e-10
 
 
 def test_sync_costs_two_vectors_forward_and_two_backward():
@@ -58,7 +59,8 @@ def test_sync_test_mode_uses_running_statistics_and_sends_nothing():
     comm = bh.AllReduce()
     outs, _ = bh.sync_batchnorm_forward(xs, gamma, beta, param, allreduce=comm)
     expected, _ = bh.batchnorm_forward(np.concatenate(xs), gamma, beta, dict(param))
-    assert np.abs(np.concatenate(outs) - expected).max() < 1e-12 and comm.calls == 0
+    assert np.abs(np.concatenate(outs) - expected).max() < 1e-12
+    assert comm.calls == 0
 
 
 @pytest.mark.parametrize("xs", [[], "x", [np.ones((2, 3)), np.ones((2, 4))]])

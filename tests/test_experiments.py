@@ -1,8 +1,9 @@
 import os
+from typing import ClassVar
 
 import numpy as np
 import pytest
-from conftest import blobs
+from helpers import blobs
 
 import bnhelpers as bh
 from bnhelpers import SGD, Adam, Linear, mlp
@@ -69,7 +70,7 @@ def test_workers_use_one_blas_thread():
 class RecordingBar:
     """Stands in for the parent's tqdm bars: records (description, count, total) at every update."""
 
-    drawn = []
+    drawn: ClassVar[list] = []  # shared by every bar, read by the test
 
     def __init__(self, total, desc, leave):
         self.total, self.desc, self.n = total, desc, 0
@@ -130,7 +131,8 @@ def test_workers_see_the_callers_bnhelpers_settings(monkeypatch):
 
 def test_random_net_statistics_probes_every_hidden_layer():
     small = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01)
-    assert list(small.table["layer"]) == [1, 2, 3, 4] and small.activations[0].shape == (100, 30)
+    assert list(small.table["layer"]) == [1, 2, 3, 4]
+    assert small.activations[0].shape == (100, 30)
     assert small.table["act_std"].iloc[-1] < 1e-4  # tiny weights: the activations collapse with depth
     with_bn = bh.random_net_statistics(depth=4, width=30, samples=100, init="normal", scale=0.01, norm="batch")
     assert np.all(with_bn.table["act_std"] > 0.5)  # BN restores them in every layer
@@ -160,11 +162,13 @@ def test_comparison_helpers_share_weights_and_batches(monkeypatch):
     )
     assert list(runs) == ["without BN", "with BN"]
     assert runs["with BN"].history.eval_iterations == [0, 10, 20]
-    assert "BatchNorm1d" in repr(runs["with BN"].net) and "BatchNorm1d" not in repr(runs["without BN"].net)
-    assert (
-        len(initial) == 2 and len(initial[0]) == 2 and all(np.array_equal(a, b) for a, b in zip(*initial, strict=True))
-    )
-    assert len(batches) == 2 and np.array_equal(batches[0], batches[1])
+    assert "BatchNorm1d" in repr(runs["with BN"].net)
+    assert "BatchNorm1d" not in repr(runs["without BN"].net)
+    assert len(initial) == 2
+    assert len(initial[0]) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(*initial, strict=True))
+    assert len(batches) == 2
+    assert np.array_equal(batches[0], batches[1])
     accuracies = final_accuracy_over_seeds(
         lambda s: mlp((10, 16, 3), seed=s),
         lambda p: Adam(p, lr=1e-2),
@@ -173,7 +177,8 @@ def test_comparison_helpers_share_weights_and_batches(monkeypatch):
         iterations=60,
         batch_size=32,
     )
-    assert accuracies.shape == (2,) and np.all(accuracies > 0.9)
+    assert accuracies.shape == (2,)
+    assert np.all(accuracies > 0.9)
 
 
 def test_a_training_step_trains():
@@ -203,7 +208,8 @@ def test_sweep_trains_one_network_per_row_on_the_same_number_of_examples(tiny_im
         "stopped",
         "layers",
     ]
-    assert table["accuracy"].between(0, 1).all() and table["stopped"].isna().all()
+    assert table["accuracy"].between(0, 1).all()
+    assert table["stopped"].isna().all()
     again = bh.sweep(
         lambda row: bh.small_cnn(norm=row["norm"], groups=2, channels=(2, 4), seed=0),
         lambda params, row: bh.SGD(params, lr=0.01 * row["batch_size"]),
@@ -225,11 +231,13 @@ def test_sweep_flags_a_diverged_run_and_skips_its_measurement(mnist):
         measure=lambda net, row: {"train_accuracy": net.accuracy(data.x_train[:500], data.y_train[:500])},
     )
     assert table["stopped"].isna().tolist() == [True, False]
-    assert 0 <= table["train_accuracy"][0] <= 1 and np.isnan(table["train_accuracy"][1])
+    assert 0 <= table["train_accuracy"][0] <= 1
+    assert np.isnan(table["train_accuracy"][1])
 
 
 def test_paired_difference_is_mean_and_standard_error_of_the_differences():
     mean, se = bh.paired_difference([0.9, 0.8, 0.7], [0.8, 0.8, 0.8])
-    assert mean == pytest.approx(0.0) and se == pytest.approx(0.1 / np.sqrt(3))
+    assert mean == pytest.approx(0.0)
+    assert se == pytest.approx(0.1 / np.sqrt(3))
     with pytest.raises(ValueError, match="a and b"):
         bh.paired_difference([0.9], [0.8])

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, assert_same_as_batchnorm, features
+from helpers import assert_gradients_match, assert_same_as_batchnorm, features
 
 from bnhelpers import (
     BatchNorm1d,
@@ -77,7 +77,8 @@ def test_batchnorm_layer_virtual_batch_size_option():
     out = ghost.forward(x)
     np.testing.assert_allclose(out[:4], plain.forward(x[:4]), rtol=1e-12)
     ghost.backward(dout)
-    assert ghost.bn_param["num_batches_tracked"] == 3 and "virtual_batch_size=4" in repr(ghost)
+    assert ghost.bn_param["num_batches_tracked"] == 3
+    assert "virtual_batch_size=4" in repr(ghost)
     ghost.training = False  # eval mode: running statistics for the whole batch, as BN
     assert ghost.forward(x).shape == (12, 4)
     with pytest.raises(ValueError, match="virtual_batch_size must be an integer >= 2"):

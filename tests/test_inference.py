@@ -183,9 +183,8 @@ def test_frozen_bn_trains_with_running_statistics_and_never_updates_them():
         progress=False,
         verbose=False,
     )
-    assert np.array_equal(bn.bn_param["running_mean"], running[0]) and np.array_equal(
-        bn.bn_param["running_var"], running[1]
-    )
+    assert np.array_equal(bn.bn_param["running_mean"], running[0])
+    assert np.array_equal(bn.bn_param["running_var"], running[1])
     assert not np.array_equal(bn.params["gamma"], gamma)  # gamma and beta still learn
     bh.freeze_batchnorm(net, frozen=False)
     net.forward(mnist.x_train[:8])

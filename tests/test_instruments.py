@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from conftest import blobs
+from helpers import blobs
 
 import bnhelpers as bh
 from bnhelpers.analysis.plotting import plot_activation_heatmap, plot_update_ratios
@@ -31,7 +31,8 @@ def test_on_step_runs_each_step_once_and_changes_nothing():
         hooked, bh.SGD(hooked.parameters(), lr=0.1), data, iterations=12, batch_size=32, progress=False, on_step=hook
     )
     assert seen == list(range(1, 13))
-    assert a.loss == b.loss and a.val_accuracy == b.val_accuracy
+    assert a.loss == b.loss
+    assert a.val_accuracy == b.val_accuracy
 
 
 def test_update_ratio_is_that_of_a_hand_computed_sgd_step():
@@ -45,7 +46,8 @@ def test_update_ratio_is_that_of_a_hand_computed_sgd_step():
 
     monitor = bh.TrainingMonitor(x, y, every=10)
     monitor(1, net, bh.SGD(net.parameters(), lr=lr).step)
-    assert monitor.iterations == [1] and monitor.layer_names == [p.name for p in weights]
+    assert monitor.iterations == [1]
+    assert monitor.layer_names == [p.name for p in weights]
     np.testing.assert_allclose(monitor.log_update_ratios[0], expected, rtol=1e-10)
 
 
@@ -74,7 +76,8 @@ def test_monitor_records_on_schedule_with_counts_and_fractions_of_the_probe():
     assert monitor.histograms.shape == (3, 2, 20)  # two hidden ReLU layers
     assert np.all(monitor.histograms.sum(axis=2) == 40 * 16)  # every activation of the probe batch, once
     table = monitor.fractions
-    assert table["iteration"].tolist() == [1, 1, 5, 5, 10, 10] and table["layer"].tolist() == [1, 2] * 3
+    assert table["iteration"].tolist() == [1, 1, 5, 5, 10, 10]
+    assert table["layer"].tolist() == [1, 2] * 3
     # The last record probes the network as it was after step 10: retrain a copy to step 10 and probe it.
     again = small_net(activation="relu")
     bh.train(again, bh.SGD(again.parameters(), lr=0.1), data, iterations=10, batch_size=32, progress=False)
@@ -134,7 +137,7 @@ def test_train_each_returns_the_filled_monitors():
 
 
 @pytest.mark.parametrize(
-    "kwargs, error, message",
+    ("kwargs", "error", "message"),
     [
         (dict(every=0), ValueError, "every"),
         (dict(bins=2.5), TypeError, "bins"),
@@ -161,5 +164,6 @@ def test_heat_map_and_ratio_plots_show_the_records():
     frozen = bh.TrainingMonitor(data.x_train[:30], data.y_train[:30])
     frozen(1, small_net(), lambda: None)  # no update at all: log10 ratio -inf, drawn on the floor
     lines = plot_update_ratios(frozen, floor=-12).axes[0].lines
-    assert len(lines) == 3 + 2 and all(line.get_ydata()[0] == -12 for line in lines[:3])
+    assert len(lines) == 3 + 2
+    assert all(line.get_ydata()[0] == -12 for line in lines[:3])
     plt.close("all")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import small_mlp
+from helpers import small_mlp
 
 import bnhelpers as bh
 
@@ -78,4 +78,5 @@ def test_largest_hessian_eigenvalue_of_a_network_matches_finite_differences_and_
         h = 1e-3
         quotient = v @ (f(w + h * v)[1] - f(w - h * v)[1]) / (2 * h)
         load(w)
-    assert lam > 0 and lam >= quotient
+    assert lam > 0
+    assert lam >= quotient

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, image_batch
+from helpers import assert_gradients_match, image_batch
 
 from bnhelpers import (
     groupnorm_backward,
@@ -40,7 +40,7 @@ def test_layernorm_output_of_a_sample_does_not_depend_on_the_batch():
 @pytest.mark.parametrize("G", [1, 2, 4])
 def test_groupnorm_gradients_match_finite_differences(G):
     x, gamma, beta, dout = image_batch(8, (2, 4, 3, 3))
-    out, cache = groupnorm_forward(x, gamma, beta, G, {})
+    _out, cache = groupnorm_forward(x, gamma, beta, G, {})
     dx, dgamma, dbeta = groupnorm_backward(dout, cache)
     assert_gradients_match(
         lambda: groupnorm_forward(x, gamma, beta, G, {})[0],

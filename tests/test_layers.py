@@ -3,7 +3,7 @@ bad arguments."""
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, features
+from helpers import assert_gradients_match, features
 
 import bnhelpers as bh
 from bnhelpers import (
@@ -24,7 +24,8 @@ from bnhelpers import (
 def test_linear_from_weights_computes_x_w_plus_b_with_its_own_copies():
     W, b = np.arange(6.0).reshape(3, 2), np.array([0.5, -1.0], dtype=np.float32)
     layer = Linear.from_weights(W, b)
-    assert (layer.in_features, layer.out_features) == (3, 2) and repr(layer) == "Linear(3, 2, bias=True)"
+    assert (layer.in_features, layer.out_features) == (3, 2)
+    assert repr(layer) == "Linear(3, 2, bias=True)"
     assert layer.params["b"].dtype == np.float64  # b follows W's dtype
     x = np.ones((4, 3))
     np.testing.assert_array_equal(layer.forward(x), x @ W + b)
@@ -102,7 +103,8 @@ def test_groupnorm_layer_identities_and_gradients():
     )
     flat = GroupNorm(6, 3, dtype=np.float64)  # (N, C) activations: groups of units
     h = np.arange(12.0).reshape(2, 6) ** 2
-    assert flat.forward(h).shape == (2, 6) and flat.backward(np.ones((2, 6))).shape == (2, 6)
+    assert flat.forward(h).shape == (2, 6)
+    assert flat.backward(np.ones((2, 6))).shape == (2, 6)
     with pytest.raises(ValueError, match="groups must be a positive integer dividing num_channels=6, got 4"):
         GroupNorm(6, 4)
 
@@ -114,7 +116,8 @@ def test_noise_layer_draws_per_feature_factors_and_backpropagates_them():
     s = (out[1] - out[0]) / (x[1] - x[0])  # one scale per feature, the same for every sample
     m = out[0] - s * x[0]
     np.testing.assert_allclose(out, x * s + m)
-    assert np.all((s >= 0.75) & (s <= 1.25)) and np.all(np.abs(m) <= 0.5)
+    assert np.all((s >= 0.75) & (s <= 1.25))
+    assert np.all(np.abs(m) <= 0.5)
     dout = bh.rng(2).standard_normal(x.shape)
     np.testing.assert_allclose(layer.backward(dout), dout * s)
     assert not np.allclose(layer.forward(x), out)  # new factors at every step
@@ -124,7 +127,8 @@ def test_noise_layer_is_the_identity_in_eval_mode_and_validates():
     layer = bh.ShiftScaleNoise(rng=bh.rng(0))
     layer.training = False
     x = np.ones((3, 4), dtype=np.float32)
-    assert layer.forward(x) is x and layer.backward(x) is x
+    assert layer.forward(x) is x
+    assert layer.backward(x) is x
     with pytest.raises(ValueError, match="scale"):
         bh.ShiftScaleNoise(scale=1.5, rng=bh.rng(0))
     with pytest.raises(ValueError, match="shift"):
@@ -136,7 +140,7 @@ def rng0():
 
 
 @pytest.mark.parametrize(
-    "make, error, message",
+    ("make", "error", "message"),
     [
         (lambda: BatchNorm1d(0), ValueError, r"num_features must be a positive integer, got 0"),
         (lambda: BatchNorm1d(-3), ValueError, r"num_features must be a positive integer, got -3"),

@@ -9,12 +9,14 @@ def test_the_docstring_shortens_to_its_first_line_and_the_code_stays():
     assert text.startswith("def batchnorm_forward(x, gamma, beta, bn_param):\n")
     assert '"""Batch normalization forward pass."""' in text
     assert "num_batches_tracked'" not in text.split('"""')[1]  # the docstring's reference material is gone
-    assert "x_hat = xc / std" in text and "out = gamma * x_hat + beta" in text
+    assert "x_hat = xc / std" in text
+    assert "out = gamma * x_hat + beta" in text
 
 
 def test_solution_markers_are_dropped_and_docstrings_kept_by_default():
     text = source_code(bh.batchnorm_backward_fast)
-    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert "BEGIN SOLUTION" not in text
+    assert "END SOLUTION" not in text
     assert "dx_i   = gamma / (N * std)" in text  # the docstring's formula
     assert "dx = cache.gamma / (N * cache.std)" in text
 

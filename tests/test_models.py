@@ -27,7 +27,8 @@ def test_deep_net_has_the_source_architecture_and_shares_initial_weights():
     # BN before every hidden activation, and no bias on the Linear layers it follows.
     bn_linears = [layer for layer in bn.layers if isinstance(layer, Linear)]
     assert sum(isinstance(layer, BatchNorm1d) for layer in bn.layers) == 9
-    assert all("b" not in layer.params for layer in bn_linears[:-1]) and "b" in bn_linears[-1].params
+    assert all("b" not in layer.params for layer in bn_linears[:-1])
+    assert "b" in bn_linears[-1].params
     assert all(w.dtype == np.float32 for w in plain_w)
 
 
@@ -66,24 +67,27 @@ def test_builders_take_a_norm_choice_with_the_same_initial_weights():
         "layer": "GroupNorm",
         "group": "GroupNorm",
     }
-    assert nets["layer"].layers[1].groups == 1 and nets["group"].layers[1].groups == 2
+    assert nets["layer"].layers[1].groups == 1
+    assert nets["group"].layers[1].groups == 2
     for net in nets.values():
         np.testing.assert_array_equal(net.layers[0].params["W"], nets[None].layers[0].params["W"])
-    assert "b" not in nets["batch"].layers[0].params and "b" in nets["group"].layers[0].params
+    assert "b" not in nets["batch"].layers[0].params
+    assert "b" in nets["group"].layers[0].params
     assert type(bh.small_cnn(norm="batch").layers[1]) is BatchNorm2d
     assert type(bh.small_cnn().layers[1]).__name__ == "ReLU", "every builder defaults to no normalization"
     for build in (bh.deep_net, bh.three_layer_net, bh.small_cnn):
         with pytest.raises(ValueError, match="norm must be one of"):
             build(norm="batchnorm")
     group_mlp = bh.mlp((6, 8, 3), norm="group", groups=2)
-    assert isinstance(group_mlp.layers[1], GroupNorm) and group_mlp.layers[1].groups == 2
+    assert isinstance(group_mlp.layers[1], GroupNorm)
+    assert group_mlp.layers[1].groups == 2
     assert isinstance(bh.mlp((6, 8, 3), norm="renorm", bn_options=dict(warmup=1, ramp=1)).layers[1], BatchRenorm1d)
     ghost_cnn = bh.small_cnn(norm="batch", channels=(4, 8), bn_options={"virtual_batch_size": 2})
     assert ghost_cnn.forward(np.zeros((4, 1, 28, 28), np.float32)).shape == (4, 10)
 
 
 @pytest.mark.parametrize(
-    "make, error, message",
+    ("make", "error", "message"),
     [
         (lambda: mlp((784.0, 10)), TypeError, r"sizes\[0\] must be a positive integer, got 784.0"),
         (lambda: mlp((float("nan"), 10)), TypeError, r"sizes\[0\] must be a positive integer, got nan"),

@@ -75,7 +75,9 @@ def test_nbval_markers_are_cell_tags_not_comments(path):
 def test_solutions_are_marked_as_instructor_material(path):
     """The student release leaves solutions/ out; each notebook says so itself, and names its course notebook."""
     first = nbformat.read(path, as_version=4).cells[0]
-    assert first.cell_type == "markdown" and "Instructor material" in first.source, "first cell must say so"
+    assert first.cell_type == "markdown", "first cell must say so"
+    assert "Instructor material" in first.source, "first cell must say so"
     assert "not part of the student release" in first.source
     number = path.stem.split("_")[0]
-    assert path.stem == f"{number}_solutions" and list(ROOT.glob(f"notebooks/{number}_*.ipynb")), "no course notebook"
+    assert path.stem == f"{number}_solutions", "no course notebook"
+    assert list(ROOT.glob(f"notebooks/{number}_*.ipynb")), "no course notebook"

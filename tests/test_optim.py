@@ -56,7 +56,7 @@ def test_a_step_without_gradients_changes_nothing_and_is_not_counted():
     net = Network([layer], input_shape=(3,))
     opt = Adam(net.parameters(), lr=0.01)
     w0 = layer.params["W"].copy()
-    with pytest.raises(RuntimeError, match="no gradient for 0.W yet"):
+    with pytest.raises(RuntimeError, match=r"no gradient for 0\.W yet"):
         opt.step()
     assert opt.steps == 0
     np.testing.assert_array_equal(layer.params["W"], w0)
@@ -68,7 +68,7 @@ def test_a_step_without_gradients_changes_nothing_and_is_not_counted():
 
 
 @pytest.mark.parametrize(
-    "make, error, message",
+    ("make", "error", "message"),
     [
         (lambda p: SGD(p, lr=0), ValueError, r"lr must be a positive finite number, got 0"),
         (lambda p: Adam(p, lr=-1e-3), ValueError, r"lr must be a positive"),

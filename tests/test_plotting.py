@@ -2,11 +2,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-from bnhelpers.analysis.plotting import draw_bn_graph, draw_normalization_cube, log_axis, mean_and_range, set_style  # noqa: E402
+from bnhelpers.analysis.plotting import draw_bn_graph, draw_normalization_cube, log_axis, mean_and_range, set_style
 
 
 def tick_labels(ax):
@@ -14,14 +14,15 @@ def tick_labels(ax):
     return [t.get_text() for t in ax.get_yticklabels(which="both") if t.get_text() and t.get_visible()]
 
 
-@pytest.mark.parametrize("low, high", [(0.2083, 0.2099), (0.8, 1.2), (0.02, 0.9)])
+@pytest.mark.parametrize(("low", "high"), [(0.2083, 0.2099), (0.8, 1.2), (0.02, 0.9)])
 def test_log_axis_labels_narrow_ranges_with_plain_numbers(low, high):
     set_style()
     fig, ax = plt.subplots()
     ax.plot(np.arange(10), np.linspace(low, high, 10))
     log_axis(ax)
     labels = tick_labels(ax)
-    assert labels and not any("times" in label for label in labels), labels  # no "8.35x10^-1" minor-tick clutter
+    assert labels
+    assert not any("times" in label for label in labels), labels  # no "8.35x10^-1" minor-tick clutter
     plt.close(fig)
 
 
@@ -83,7 +84,8 @@ def test_mean_and_range_draws_the_mean_and_shades_min_to_max_in_one_colour():
     np.testing.assert_allclose(line.get_ydata(), [1.0, 2.0, 4.0])
     (band,) = ax.collections
     vertices = band.get_paths()[0].vertices
-    assert vertices[:, 1].min() == 0.0 and vertices[:, 1].max() == 6.0
+    assert vertices[:, 1].min() == 0.0
+    assert vertices[:, 1].max() == 6.0
     assert tuple(band.get_facecolor()[0][:3]) == matplotlib.colors.to_rgb(line.get_color())
     plt.close(fig)
 

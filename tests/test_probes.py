@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import small_mlp
+from helpers import small_mlp
 
 import bnhelpers as bh
 from bnhelpers import (
@@ -30,12 +30,13 @@ def test_probes_report_statistics_without_side_effects():
     cnn = small_cnn(norm="batch", channels=(3, 4))
     stats = channel_statistics(cnn, rng.random((8, 1, 28, 28), dtype=np.float32))
     bn_rows = stats[stats["type"] == "BatchNorm2d"]
-    assert (
-        len(bn_rows) == 7 and np.allclose(bn_rows["mean"], 0, atol=1e-5) and np.allclose(bn_rows["std"], 1, atol=1e-2)
-    )
+    assert len(bn_rows) == 7
+    assert np.allclose(bn_rows["mean"], 0, atol=1e-5)
+    assert np.allclose(bn_rows["std"], 1, atol=1e-2)
 
     ratios = update_ratios(net, SGD(net.parameters(), lr=0.1).step)
-    assert set(ratios) == {"0.W", "3.W", "6.W"} and all(r > 0 for r in ratios.values())
+    assert set(ratios) == {"0.W", "3.W", "6.W"}
+    assert all(r > 0 for r in ratios.values())
 
 
 def test_batch_noise_shrinks_like_one_over_root_batch_size(mnist):

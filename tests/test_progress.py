@@ -4,7 +4,7 @@ import pytest
 
 
 @pytest.mark.parametrize(
-    "value, argument, expected",
+    ("value", "argument", "expected"),
     [("0", True, False), ("off", None, False), ("1", False, False), ("1", None, True), (None, True, True)],
 )
 def test_progress_switch(monkeypatch, value, argument, expected):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, assert_same_as_batchnorm, features, renorm_param
+from helpers import assert_gradients_match, assert_same_as_batchnorm, features, renorm_param
 
 from bnhelpers import (
     BatchNorm2d,
@@ -37,13 +37,15 @@ def test_batchrenorm_without_clipping_normalizes_with_the_running_statistics():
     mu, sigma = p["running_mean"].copy(), np.sqrt(p["running_var"] + 1e-5)
     out, cache = batchrenorm_forward(x, gamma, beta, p, rmax=1e6, dmax=1e6)
     np.testing.assert_allclose(out, gamma * (x - mu) / sigma + beta, rtol=1e-10)
-    assert np.all(cache.r != 1) and np.all(cache.d != 0)
+    assert np.all(cache.r != 1)
+    assert np.all(cache.d != 0)
 
 
 def test_batchrenorm_clips_r_and_d():
     x, gamma, beta, _ = features(4)
     _, cache = batchrenorm_forward(x, gamma, beta, renorm_param(5, 5), rmax=1.5, dmax=0.25)
-    assert np.all((cache.r >= 1 / 1.5) & (cache.r <= 1.5)) and np.all(np.abs(cache.d) <= 0.25)
+    assert np.all((cache.r >= 1 / 1.5) & (cache.r <= 1.5))
+    assert np.all(np.abs(cache.d) <= 0.25)
     assert np.any(np.isclose(np.abs(cache.d), 0.25))  # the test data do reach the limit
 
 
@@ -57,7 +59,7 @@ def test_batchrenorm_gradients_match_finite_differences_with_r_and_d_held_consta
 
     def forward_with_constant_r_d():
         # The same computation with r and d frozen at the values of the pass above.
-        out, bn = batchnorm_forward(x, np.ones(5), np.zeros(5), dict(p))
+        _out, bn = batchnorm_forward(x, np.ones(5), np.zeros(5), dict(p))
         return gamma * (bn.x_hat * r + d) + beta
 
     assert_gradients_match(
@@ -105,7 +107,7 @@ def test_batchrenorm_layers_follow_the_schedule_and_the_2d_layer_is_per_channel(
         layer.forward(x)
         layer.backward(dout)
     assert seen == [(1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (2.0, 2.0), (3.0, 4.0)]
-    with pytest.raises(ValueError, match="virtual_batch_size .* not supported by Batch Renorm"):
+    with pytest.raises(ValueError, match=r"virtual_batch_size .* not supported by Batch Renorm"):
         BatchRenorm1d(5, warmup=1, ramp=1, virtual_batch_size=2)
     images, _, _, dmaps = features(13, (3, 4, 5, 5))
     layer2d = BatchRenorm2d(4, warmup=0, ramp=1, dtype=np.float64)

@@ -2,9 +2,11 @@
 SkipInit, zero-gamma, buffers and checkpoints; the signal-propagation and gradient-norm probes; weight decay
 against its formula; the normalized weights inside residual blocks."""
 
+import itertools
+
 import numpy as np
 import pytest
-from conftest import assert_gradients_match
+from helpers import assert_gradients_match
 
 import bnhelpers as bh
 from bnhelpers.analysis.scale_invariance import normalized_weights
@@ -61,7 +63,8 @@ def test_skipinit_and_zero_gamma_start_at_the_identity_and_still_learn():
     np.testing.assert_array_equal(pre.forward(x), x)
     post = block(variant="post", norm="batch", zero_gamma=True)
     np.testing.assert_array_equal(post.forward(x), np.maximum(x, 0))
-    assert "zero_gamma" in repr(post) and "skipinit" in repr(pre)
+    assert "zero_gamma" in repr(post)
+    assert "skipinit" in repr(pre)
     dout = rng.standard_normal((10, 5))
     pre.forward(x)
     pre.backward(dout)
@@ -154,7 +157,7 @@ def test_signal_propagation_by_hand():
     for layer in res.layers[1:6]:
         stream.append(layer.forward(stream[-1]))
     np.testing.assert_allclose(table["mean_square"], [np.mean(h * h) for h in stream[1:]], rtol=1e-12)
-    ratio = [np.sqrt(np.mean((b - a) ** 2) / np.mean(a * a)) for a, b in zip(stream, stream[1:], strict=False)]
+    ratio = [np.sqrt(np.mean((b - a) ** 2) / np.mean(a * a)) for a, b in itertools.pairwise(stream)]
     np.testing.assert_allclose(table["branch_ratio"], ratio, rtol=1e-12)
 
 
@@ -164,7 +167,8 @@ def test_weight_gradient_norms_cover_every_weight_matrix_and_restore_the_buffers
     x, y = rng.standard_normal((16, 10)).astype(np.float32), rng.integers(0, 3, 16)
     before = {k: v.copy() for k, v in net.state().items()}
     norms = bh.weight_gradient_norms(net, x, y)
-    assert norms.shape == (6,) and np.all(norms > 0)  # stem, 2 x 2 branch layers, head
+    assert norms.shape == (6,)
+    assert np.all(norms > 0)
     assert norms[0] == pytest.approx(np.linalg.norm(net.layers[0].grads["W"]))
     for k, v in net.state().items():
         np.testing.assert_array_equal(v, before[k])
@@ -235,8 +239,8 @@ def test_weight_tracker_records_norm_and_angle_of_every_step():
     after = net.layers[0].params["W"]
     assert tracker.norms["0.W"] == [pytest.approx(np.linalg.norm(after))]
     assert tracker.angles["0.W"] == [pytest.approx(bh.angular_update(before, after))]
+    plain = bh.mlp((10, 8, 3), seed=0)
     with pytest.raises(ValueError, match="no weights followed by a normalization"):
-        plain = bh.mlp((10, 8, 3), seed=0)
         bh.WeightTracker(plain, bh.SGD(plain.parameters(), lr=0.1))
 
 

@@ -32,7 +32,8 @@ def test_offset_changes_batch_order_but_not_the_data_split(monkeypatch):
     base = bh.train(net, bh.SGD(net.parameters(), lr=0.01), data, iterations=3, batch_size=20, progress=False)
     monkeypatch.setenv(SEED_OFFSET_ENV, "1")
     shifted_data = bh.load_mnist()
-    assert np.array_equal(data.x_train, shifted_data.x_train) and np.array_equal(data.y_val, shifted_data.y_val)
+    assert np.array_equal(data.x_train, shifted_data.x_train)
+    assert np.array_equal(data.y_val, shifted_data.y_val)
     net = bh.deep_net(0.1, seed=0)
     shifted = bh.train(net, bh.SGD(net.parameters(), lr=0.01), data, iterations=3, batch_size=20, progress=False)
     assert base.loss != shifted.loss

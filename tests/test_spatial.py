@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_gradients_match, image_batch
+from helpers import assert_gradients_match, image_batch
 
 from bnhelpers import (
     spatial_batchnorm_backward,
@@ -25,7 +25,7 @@ def test_spatial_gradients_match_finite_differences(layout):
             np.ascontiguousarray(x.transpose(0, 2, 3, 1)),
             np.ascontiguousarray(dout.transpose(0, 2, 3, 1)),
         )
-    out, cache = spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}, layout=layout)
+    _out, cache = spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}, layout=layout)
     dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)
     assert_gradients_match(
         lambda: spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"}, layout=layout)[0],
@@ -57,9 +57,11 @@ def test_spatial_unbiased_correction_counts_every_position():
 def test_spatial_output_is_contiguous_and_keeps_float32():
     x, gamma, beta, dout = image_batch(4)
     out, cache = spatial_batchnorm_forward(x.astype(np.float32), gamma, beta, {"mode": "train"})
-    assert out.dtype == np.float32 and out.flags.c_contiguous
+    assert out.dtype == np.float32
+    assert out.flags.c_contiguous
     dx, dgamma, _ = spatial_batchnorm_backward(dout.astype(np.float32), cache)
-    assert dx.dtype == dgamma.dtype == np.float32 and dx.flags.c_contiguous
+    assert dx.dtype == dgamma.dtype == np.float32
+    assert dx.flags.c_contiguous
 
 
 def test_spatial_bad_input():

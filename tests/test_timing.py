@@ -8,7 +8,8 @@ def test_median_seconds_times_each_function_in_alternation():
 
     calls = []
     seconds = median_seconds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, number=2)
-    assert set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())
+    assert set(seconds) == {"a", "b"}
+    assert all(s >= 0 for s in seconds.values())
     assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3  # one warm-up call each, then alternating samples
     calibrated = median_seconds({"sleep": lambda: None}, repeats=2, target_seconds=1e-4)
     assert calibrated["sleep"] >= 0

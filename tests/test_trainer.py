@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import blobs
+from helpers import blobs
 
 from bnhelpers import (
     SGD,
@@ -45,7 +45,9 @@ def test_same_seed_gives_identical_history():
         )
 
     a, b = run(), run()
-    assert a.loss == b.loss and a.val_accuracy == b.val_accuracy and a.eval_iterations == b.eval_iterations
+    assert a.loss == b.loss
+    assert a.val_accuracy == b.val_accuracy
+    assert a.eval_iterations == b.eval_iterations
     assert a.eval_iterations == [0, 10, 20, 30, 40]
 
 
@@ -53,10 +55,12 @@ def test_history_and_minibatches():
     data = blobs(n=100)
     net = mlp((10, 8, 3))
     h = train(net, SGD(net.parameters(), lr=0.1), data, iterations=7, batch_size=30, eval_every=3, progress=False)
-    assert list(h.iterations) == list(range(1, 8)) and len(h.batch_accuracy) == 7
+    assert list(h.iterations) == list(range(1, 8))
+    assert len(h.batch_accuracy) == 7
     assert h.eval_iterations == [0, 3, 6, 7]
     assert h.seconds > 0
-    assert h.first_iteration_reaching(0.0) == 0 and h.first_iteration_reaching(1.01) is None
+    assert h.first_iteration_reaching(0.0) == 0
+    assert h.first_iteration_reaching(1.01) is None
 
 
 def test_float32_training_keeps_float32_parameters():
@@ -88,8 +92,10 @@ def test_divergence_stops_training_and_keeps_the_history(capsys):
     data = blobs()
     net = mlp((10, 32, 32, 3), activation="relu", init="normal", scale=3.0, seed=0)
     history = train(net, SGD(net.parameters(), lr=1e6), data, iterations=100, batch_size=32, progress=False)
-    assert history.stopped is not None and "diverged" in history.stopped
-    assert 0 < len(history.loss) < 100 and all(np.isfinite(history.loss))
+    assert history.stopped is not None
+    assert "diverged" in history.stopped
+    assert 0 < len(history.loss) < 100
+    assert all(np.isfinite(history.loss))
     assert "diverged" in capsys.readouterr().out
 
 
@@ -97,7 +103,8 @@ def test_divergence_inside_batchnorm_is_reported_as_divergence(capsys):
     data = blobs()
     net = mlp((10, 32, 32, 3), activation="relu", norm="batch", init="normal", scale=3.0, seed=0)
     history = train(net, SGD(net.parameters(), lr=1e30), data, iterations=100, batch_size=32, progress=False)
-    assert history.stopped is not None and "diverged" in history.stopped
+    assert history.stopped is not None
+    assert "diverged" in history.stopped
     assert len(history.loss) < 100
 
 
@@ -107,12 +114,12 @@ def test_divergence_first_seen_at_an_evaluation_keeps_the_history(norm, capsys):
     data = blobs()
     net = mlp((10, 32, 32, 3), activation="relu", norm=norm, seed=0)
     history = train(net, SGD(net.parameters(), lr=1e30), data, iterations=1, batch_size=32, progress=False)
-    assert (
-        history.stopped is not None
-        and history.stopped.startswith("stopped at iteration 1:")
-        and "diverged" in history.stopped
-    )
-    assert len(history.loss) == 1 and history.eval_iterations == [0] and all(np.isfinite(history.val_loss))
+    assert history.stopped is not None
+    assert history.stopped.startswith("stopped at iteration 1:")
+    assert "diverged" in history.stopped
+    assert len(history.loss) == 1
+    assert history.eval_iterations == [0]
+    assert all(np.isfinite(history.val_loss))
     assert "diverged" in capsys.readouterr().out
 
 
@@ -122,10 +129,10 @@ def test_training_data_problems_are_named_before_training():
     opt = SGD(net.parameters(), lr=0.1)
     nan_data = SimpleNamespace(**{**vars(data), "x_train": data.x_train.copy()})
     nan_data.x_train[17, 3] = np.nan
-    with pytest.raises(ValueError, match="data.x_train contains NaN"):
+    with pytest.raises(ValueError, match=r"data\.x_train contains NaN"):
         train(net, opt, nan_data, iterations=5, batch_size=10, progress=False)
     no_val = SimpleNamespace(**{**vars(data), "x_val": data.x_val[:0], "y_val": data.y_val[:0]})
-    with pytest.raises(ValueError, match="data.x_val holds no samples"):
+    with pytest.raises(ValueError, match=r"data\.x_val holds no samples"):
         train(net, opt, no_val, iterations=5, batch_size=10, progress=False)
     with pytest.raises(ValueError, match="batch_size must be at least 2 for a network with BatchNorm1d"):
         train(net, opt, data, iterations=5, batch_size=1, progress=False)
@@ -135,7 +142,7 @@ def test_training_data_problems_are_named_before_training():
 
 
 @pytest.mark.parametrize(
-    "arguments, data_changes, error, message",
+    ("arguments", "data_changes", "error", "message"),
     [
         (dict(batch_size=1000), {}, ValueError, r"batch_size \(1000\) is larger than the training set \(240 samples\)"),
         (dict(iterations=0), {}, ValueError, r"iterations must be a positive integer, got 0"),
@@ -204,5 +211,8 @@ def test_a_run_non_finite_from_the_start_has_no_final_accuracy():
     history = train(
         net, SGD(net.parameters(), lr=0.1), data, iterations=5, batch_size=32, progress=False, verbose=False
     )
-    assert history.stopped is not None and history.stopped.startswith("stopped at iteration 0:")
-    assert history.loss == [] and history.val_accuracy == [] and np.isnan(history.final_val_accuracy)
+    assert history.stopped is not None
+    assert history.stopped.startswith("stopped at iteration 0:")
+    assert history.loss == []
+    assert history.val_accuracy == []
+    assert np.isnan(history.final_val_accuracy)

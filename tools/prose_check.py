@@ -30,6 +30,7 @@ closest to it; exits 1 if there is any.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -103,10 +104,8 @@ def code_literals(notebook: dict) -> list[float]:
             tokens = []
         for token in tokens:
             if token.type == tokenize.NUMBER:
-                try:
+                with contextlib.suppress(ValueError):
                     values.append(float(token.string.replace("_", "").rstrip("jJ")))
-                except ValueError:
-                    pass
             elif token.type == tokenize.STRING:  # numbers set inside strings: "seed+3", "1e-3"
                 values.extend(v for m in PRINTED_NUMBER.finditer(token.string) if (v := _parse(m.group())) is not None)
     return values

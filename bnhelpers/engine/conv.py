@@ -113,7 +113,7 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
         raise ValueError(f"w's {KH}x{KW} kernel is larger than the padded input {Hp}x{Wp} (x is {H}x{W}, pad={pad})")
     w = w.astype(x.dtype, copy=False)
 
-    # Zero padding written directly (np.pad costs twice as much for these small images).
+    # Zero padding written directly: np.pad is slower for these small images (benchmarks/bench_choices.py).
     xp = np.zeros((N, C, Hp, Wp), dtype=x.dtype)
     xp[:, :, pad : pad + H, pad : pad + W] = x
     # A view, no copy: windows[n, c, i, j] is the KH x KW patch under output (i, j).
@@ -234,7 +234,7 @@ def maxpool2d_backward(dout, cache):
             window = _window_slice(p, q, s, H_out, W_out)
             # Comparing with the cached maxima finds the winners with cheap
             # elementwise operations; np.argmax over a short axis of 4 to 25
-            # entries is several times slower than all of this.
+            # entries is slower than all of this (benchmarks/bench_choices.py).
             wins = x[window] == out
             wins &= unclaimed
             unclaimed ^= wins  # the winners are unclaimed: this clears exactly them

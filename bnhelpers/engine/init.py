@@ -48,4 +48,5 @@ def draw_weights(rng, shape, fan_in, init, scale=None, dtype=np.float32):
     Drawn in float64 and then cast, so the same seed gives the same weights
     (up to rounding) in float32 and float64 networks.
     """
-    return (rng.standard_normal(shape) * weight_std(init, fan_in, scale)).astype(dtype)
+    std = weight_std(init, fan_in, scale)  # checked first: a refused call leaves rng where it was
+    return (rng.standard_normal(shape) * std).astype(dtype)

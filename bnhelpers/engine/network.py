@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_network_mode
-from ..checkpoint import load_arrays, save_arrays
+from ..storage.checkpoint import load_arrays, save_arrays
 from .layers import Layer
 from .losses import check_labels
 

@@ -36,7 +36,7 @@ def main():
     fd, tmp = tempfile.mkstemp(prefix=".submission-", suffix=".zip", dir=ROOT)
     try:
         with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path, data in sorted(files.items()) + [("manifest.json", json.dumps(manifest, indent=1).encode())]:
+            for path, data in [*sorted(files.items()), ("manifest.json", json.dumps(manifest, indent=1).encode())]:
                 zf.writestr(zipfile.ZipInfo(path, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
         os.replace(tmp, target)
     except BaseException:

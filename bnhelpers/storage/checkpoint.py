@@ -6,7 +6,7 @@ comes first, so a reader can check names and sizes before it reads any data.
 Arrays of Python objects are refused from their header, so opening a
 checkpoint can never run code, and a hostile file cannot make the reader
 allocate more than the shapes its caller expects. Writes go through
-bnhelpers.files.replacing: an interrupted save leaves the previous checkpoint
+bnhelpers.storage.files.replacing: an interrupted save leaves the previous checkpoint
 intact.
 """
 

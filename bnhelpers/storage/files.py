@@ -27,7 +27,7 @@ import os
 import re
 import secrets
 import stat
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -83,10 +83,8 @@ def replacing(path, suffix=".tmp"):
             yield f
             f.flush()
             os.fsync(f.fileno())
-            try:
+            with suppress(FileNotFoundError):  # a new file keeps what the umask gave it
                 os.chmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))  # keep the replaced file's permissions
-            except FileNotFoundError:
-                pass
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

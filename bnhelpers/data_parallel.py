@@ -84,8 +84,8 @@ def sync_batchnorm_forward(xs, gamma, beta, bn_param, allreduce=None):
     """
     xs = _check_devices("xs", xs)
     allreduce = allreduce or AllReduce()
-    _, gamma, beta, s = batchnorm_inputs(xs[0], gamma, beta, bn_param)
-    if s.mode == "test":
+    _, gamma, beta, settings = batchnorm_inputs(xs[0], gamma, beta, bn_param)
+    if settings.mode == "test":
         outs, caches = per_device_batchnorm_forward(xs, gamma, beta, bn_param)
         return outs, SyncCache(caches, allreduce)
     n = sum(len(x) for x in xs)
@@ -95,17 +95,17 @@ def sync_batchnorm_forward(xs, gamma, beta, bn_param, allreduce=None):
     total_sq = allreduce([(x * x).sum(axis=0) for x in xs])  # ... and a second one
     mean = total / n
     var = np.maximum(total_sq / n - mean * mean, 0)
-    std = np.sqrt(var + s.eps)
+    std = np.sqrt(var + settings.eps)
     outs, caches = [], []
     for x in xs:
         x_hat = (x - mean) / std
         outs.append(gamma * x_hat + beta)
         caches.append(BatchNormCache("train", x, x_hat, mean, var, std, gamma))
     # The running statistics see the global batch, as BN on the concatenation would.
-    bn_param["running_mean"], bn_param["running_var"] = s.convention.update(
-        s.running_mean, s.running_var, mean, var, n, s.momentum, s.tracked + 1
+    bn_param["running_mean"], bn_param["running_var"] = settings.convention.update(
+        settings.running_mean, settings.running_var, mean, var, n, settings.momentum, settings.batches_seen + 1
     )
-    bn_param["num_batches_tracked"] = s.tracked + 1
+    bn_param["num_batches_tracked"] = settings.batches_seen + 1
     return outs, SyncCache(caches, allreduce)
 
 

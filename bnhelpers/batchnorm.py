@@ -151,6 +151,21 @@ def batchnorm_inputs(x, gamma, beta, bn_param):
     return x, gamma, beta, settings
 
 
+def update_running_stats(bn_param, settings, mean, var, n):
+    """Write one training batch's update into bn_param, for the BN variants built on BN's bookkeeping.
+
+    mean, var: (D,) the batch's statistics over n values per feature. The
+    running statistics move in settings' convention and keep their dtype;
+    the batch is counted. (batchnorm_forward writes the same, step by step.)
+    """
+    running_mean, running_var = settings.convention.update(
+        settings.running_mean, settings.running_var, mean, var, n, settings.momentum, settings.batches_seen + 1
+    )
+    bn_param["running_mean"] = running_mean.astype(settings.stats_dtype, copy=False)
+    bn_param["running_var"] = running_var.astype(settings.stats_dtype, copy=False)
+    bn_param["num_batches_tracked"] = settings.batches_seen + 1
+
+
 def batchnorm_forward(x, gamma, beta, bn_param):
     """Batch normalization forward pass.
 

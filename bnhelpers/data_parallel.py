@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._checks import check_float_array
-from .batchnorm import BatchNormCache, batchnorm_forward, batchnorm_inputs
+from .batchnorm import BatchNormCache, batchnorm_forward, batchnorm_inputs, update_running_stats
 
 
 class AllReduce:
@@ -102,10 +102,7 @@ def sync_batchnorm_forward(xs, gamma, beta, bn_param, allreduce=None):
         outs.append(gamma * x_hat + beta)
         caches.append(BatchNormCache("train", x, x_hat, mean, var, std, gamma))
     # The running statistics see the global batch, as BN on the concatenation would.
-    bn_param["running_mean"], bn_param["running_var"] = settings.convention.update(
-        settings.running_mean, settings.running_var, mean, var, n, settings.momentum, settings.batches_seen + 1
-    )
-    bn_param["num_batches_tracked"] = settings.batches_seen + 1
+    update_running_stats(bn_param, settings, mean, var, n)
     return outs, SyncCache(caches, allreduce)
 
 

@@ -122,11 +122,12 @@ def test_eval_mode_uses_running_statistics_and_train_mode_does_not():
     assert np.abs(net.forward(x)[:2] - net.forward(x[:2])).max() > 1e-3
 
 
-def test_bad_mode_is_rejected():
+def test_a_bad_training_flag_is_rejected_and_changes_nothing():
     net = mlp((4, 3, 2))
-    with pytest.raises(ValueError, match="mode must be 'train' or 'eval', got 'test' \\(bn_param's 'test' mode is"):
-        net.set_mode("test")
-    assert net.mode == "train"
+    with pytest.raises(TypeError, match="training must be True or False, got 'eval'"):
+        net.train("eval")
+    assert net.training and all(layer.training for layer in net.layers)
+    assert not net.train(False).training and net.train().training
 
 
 def test_a_network_in_eval_mode_hands_its_bn_layers_test_mode():
@@ -137,7 +138,9 @@ def test_a_network_in_eval_mode_hands_its_bn_layers_test_mode():
     assert net.layers[1].bn_param["mode"] == "test"
     net.train().forward(x)
     assert net.layers[1].bn_param["mode"] == "train"
-    with pytest.raises(ValueError, match="mode must be 'train' or 'test', got 'eval' \\(a Network's 'eval' mode"):
+    with pytest.raises(
+        ValueError, match="mode must be 'train' or 'test', got 'eval' \\(a network in evaluation, training=False"
+    ):
         batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), {"mode": "eval"})
 
 

@@ -19,7 +19,7 @@ Why BN helps: covariate_shift (layer-input shift, gradient ICS, noisy BN),
     weights followed by a normalization).
 Data and plots: data (MNIST), plotting.
 Seeds: seeding (every seed shifted by BNHELPERS_SEED_OFFSET).
-Notebook claims: claims (check: assert a claim and print what was measured).
+Notebook claims: claims (assert_claim: assert a claim and print what was measured).
 """
 
 from .batchnorm import (
@@ -29,7 +29,7 @@ from .batchnorm import (
     batchnorm_fold,
     batchnorm_forward,
 )
-from .claims import check
+from .claims import assert_claim
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .conventions import CONVENTIONS, Convention, conventions_table
 from .covariate_shift import (
@@ -92,8 +92,9 @@ from .layers import (
     ShiftScaleNoise,
     Sigmoid,
     Tanh,
+    is_batchnorm,
 )
-from .losses import softmax_cross_entropy
+from .losses import accuracy, softmax_cross_entropy
 from .models import deep_net, mlp, residual_mlp, small_cnn, three_layer_net
 from .network import Network
 from .optim import SGD, Adam, Momentum, ParameterGroups, RMSprop
@@ -105,7 +106,13 @@ from .probes import (
     update_ratios,
     weight_gradient_norms,
 )
-from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from .renorm import (
+    batchrenorm_backward,
+    batchrenorm_forward,
+    renorm_limits,
+    spatial_batchrenorm_backward,
+    spatial_batchrenorm_forward,
+)
 from .residual import ResidualBlock
 from .scale_invariance import (
     WeightTracker,
@@ -124,7 +131,7 @@ __all__ = [
     "Adam", "activation_histogram", "add_noise_after_batchnorm", "along_gradient", "AlongGradient",
     "batch_noise", "batch_statistics_accuracy", "BatchNorm1d", "BatchNorm2d", "batchnorm_backward",
     "batchnorm_backward_fast", "batchnorm_fold", "batchnorm_forward", "BatchNormCache", "BatchRenorm1d",
-    "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "check",
+    "BatchRenorm2d", "batchrenorm_backward", "batchrenorm_forward", "channel_statistics", "assert_claim",
     "compare_with_and_without_bn", "Conv2d", "conv2d_backward", "conv2d_forward", "Convention", "CONVENTIONS",
     "conventions_table", "deep_net", "distribution_shift", "download_mnist", "DownloadError", "Dropout", "evaluate",
     "final_accuracy_over_seeds", "Flatten", "fold_batchnorm", "ghost_batchnorm_backward", "ghost_batchnorm_forward",
@@ -145,4 +152,5 @@ __all__ = [
     "example_weighted_logits", "example_weighted_normalize", "freeze_batchnorm",
     "residual_mlp", "ResidualBlock", "signal_propagation",
     "weight_gradient_norms", "WeightTracker", "ParameterGroups", "paired_difference",
+    "accuracy", "is_batchnorm", "spatial_batchrenorm_forward", "spatial_batchrenorm_backward",
 ]  # fmt: skip

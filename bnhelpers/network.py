@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checkpoint import load_arrays, save_arrays
+from .checkpoint import load_matching, save_arrays
 from .layers import Layer
 from .losses import accuracy, check_labels
 
@@ -180,14 +180,7 @@ class Network:
         integer); any problem raises ValueError naming the entries, and the
         network is changed only once every entry fits.
         """
-        current = self.state()
-        arrays = load_arrays(path, shapes={name: value.shape for name, value in current.items()})
-        problems, values = [], {}
-        for name, value in current.items():
-            try:
-                values[name] = _converted_entry(name, arrays[name], value.dtype)
-            except ValueError as e:
-                problems.append(str(e))
+        values, problems = load_matching(path, self.state())
         for i, layer in enumerate(self.layers):
             names = [f"{i}.{key}" for key in layer.buffers()]
             if names and all(name in values for name in names):
@@ -204,20 +197,3 @@ class Network:
             if buffers:
                 layer.load_buffers({k: values[f"{i}.{k}"] for k in buffers})
         return self
-
-
-def _converted_entry(name, array, dtype):
-    """A checkpoint entry as ``dtype``: floats must be finite floats, counters integers."""
-    if dtype.kind == "f":
-        if array.dtype.kind != "f":
-            raise ValueError(f"{name} must hold real floating-point values, found dtype {array.dtype}")
-        with np.errstate(over="ignore"):  # float64 beyond the float32 range becomes inf, caught next
-            converted = array.astype(dtype)
-        if not np.isfinite(converted).all():
-            raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
-        return converted
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold an integer, found dtype {array.dtype}")
-    if array.dtype.kind == "u" and array.max(initial=0) > np.iinfo(dtype).max:
-        raise ValueError(f"{name} holds {array.max()}, more than {dtype} can")
-    return array.astype(dtype)

@@ -183,3 +183,16 @@ def test_network_misuse_gets_clear_errors():
         net.backward(np.ones((5, 3), np.float32))
     with pytest.raises(ValueError, match=r"x holds no samples"):
         net.predict(np.ones((0, 4), np.float32))
+
+
+def test_accuracy_and_which_layers_are_batchnorm():
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [0.1, 0.2]])
+    assert bh.accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
+    with pytest.raises(ValueError, match="y must hold one label per sample"):
+        bh.accuracy(logits, np.array([0, 1]))
+    norms = {"batch": True, "renorm": True, "layer": False, None: False}
+    for norm, expected in norms.items():
+        options = dict(warmup=1, ramp=1) if norm == "renorm" else None
+        net = bh.mlp((4, 3, 2), norm=norm, bn_options=options)
+        assert any(bh.is_batchnorm(layer) for layer in net.layers) == expected, norm
+    assert bh.is_batchnorm(bh.BatchRenorm2d(3, warmup=1, ramp=1)) and bh.is_batchnorm(bh.BatchNorm2d(3))

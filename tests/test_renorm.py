@@ -112,3 +112,23 @@ def test_batchrenorm_layers_follow_the_schedule_and_the_2d_layer_is_per_channel(
     bn2d = BatchNorm2d(4, dtype=np.float64)
     np.testing.assert_allclose(layer2d.forward(images), bn2d.forward(images), rtol=1e-12)  # step 0: rmax 1, dmax 0
     np.testing.assert_allclose(layer2d.backward(dmaps), bn2d.backward(dmaps), rtol=1e-12)
+
+
+def test_spatial_batchrenorm_is_batchrenorm_on_the_rows_of_the_feature_maps():
+    import bnhelpers as bh
+    from bnhelpers.spatial import from_rows, to_rows
+
+    images, gamma, beta, dmaps = features(14, (3, 4, 5, 5))
+    p_maps, p_rows = renorm_param(4, 15), renorm_param(4, 15)
+    out, cache = bh.spatial_batchrenorm_forward(images, gamma, beta, p_maps, rmax=2.0, dmax=1.0)
+    rows_out, rows_cache = batchrenorm_forward(to_rows(images, "NCHW"), gamma, beta, p_rows, rmax=2.0, dmax=1.0)
+    np.testing.assert_array_equal(out, from_rows(rows_out, images.shape, "NCHW"))
+    np.testing.assert_array_equal(p_maps["running_var"], p_rows["running_var"])
+    dx, dgamma, dbeta = bh.spatial_batchrenorm_backward(dmaps, cache)
+    rows_dx, rows_dgamma, rows_dbeta = batchrenorm_backward(to_rows(dmaps, "NCHW"), rows_cache)
+    np.testing.assert_array_equal(dx, from_rows(rows_dx, images.shape, "NCHW"))
+    np.testing.assert_array_equal(dgamma, rows_dgamma)
+    with pytest.raises(ValueError, match="dout must have the shape of the forward output"):
+        bh.spatial_batchrenorm_backward(dmaps[:2], cache)
+    with pytest.raises(TypeError, match="cache must be the cache returned by spatial_batchrenorm_forward"):
+        bh.spatial_batchrenorm_backward(dmaps, rows_cache)

@@ -102,7 +102,7 @@ def read_bn_param(bn_param, D, dtype):
     if "mode" not in bn_param:
         raise ValueError("bn_param['mode'] is required: 'train' or 'test'")
     mode = check_mode(bn_param["mode"])
-    convention = get_convention(bn_param.get("convention", "house"))
+    convention = get_convention(bn_param.get("convention", "course"))
     eps = check_positive("bn_param['eps']", bn_param.get("eps", convention.eps))
     momentum = bn_param.get("momentum", convention.momentum)
     if momentum is None:
@@ -173,11 +173,11 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     gamma:    (D,) scale.   beta: (D,) shift.
     bn_param: dict with
         'mode'        'train' (batch statistics) or 'test' (running statistics), required;
-        'convention'  'house' (default), 'pytorch', 'keras', 'tf1_layers', 'tf1' or 'cs231n':
+        'convention'  'course' (default), 'pytorch', 'keras', 'tf1_layers', 'tf1' or 'cs231n':
                       sets the defaults and update rule below (see bnhelpers.conventions);
-        'eps'         added to the variance, default from the convention (house 1e-5);
+        'eps'         added to the variance, default from the convention (course 1e-5);
         'momentum'    running-average momentum in the convention's meaning
-                      (house: weight kept on the OLD value, default 0.9);
+                      (course: weight kept on the OLD value, default 0.9);
         'running_mean', 'running_var'  (D,) arrays, created on first use and
                       replaced by updated arrays after each training batch;
         'num_batches_tracked'  training batches seen so far.

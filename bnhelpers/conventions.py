@@ -7,7 +7,7 @@ for inference:
 ===========  ==========================  =======  ======  ========  ================
 preset       momentum m means            default  eps     init var  stored variance
 ===========  ==========================  =======  ======  ========  ================
-house        weight on the OLD value     0.9      1e-5    1         biased
+course       weight on the OLD value     0.9      1e-5    1         biased
 pytorch      weight on the NEW value     0.1      1e-5    1         unbiased n/(n-1)
 keras        weight on the OLD value     0.99     1e-3    1         biased
 tf1_layers   weight on the OLD value     0.99     1e-3    1         biased
@@ -100,7 +100,7 @@ CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
         Convention(
-            name="house", api="this course",
+            name="course", api="this course",
             momentum=0.9, momentum_is_new=False, eps=1e-5, running_mean_init=0.0, running_var_init=1.0, unbiased=False,
         ),
         Convention(

@@ -232,7 +232,7 @@ class _BatchNormBase(Layer):
     The layer owns a ``bn_param`` dict and hands it to the functional forward,
     which updates the running statistics in it during training.
 
-    convention: the preset of bnhelpers.conventions ('house', 'pytorch', ...).
+    convention: the preset of bnhelpers.conventions ('course', 'pytorch', ...).
     momentum:   in the convention's meaning; "preset" takes the convention's
                 default, None (pytorch only) is PyTorch's cumulative average.
     eps:        None takes the convention's default.
@@ -240,7 +240,7 @@ class _BatchNormBase(Layer):
 
     virtual_batch_size = None  # Ghost BN's virtual batches: only BatchNorm1d/2d offer them
 
-    def __init__(self, num_features, *, convention="house", momentum="preset", eps=None, dtype=np.float32):
+    def __init__(self, num_features, *, convention="course", momentum="preset", eps=None, dtype=np.float32):
         super().__init__()
         num_features = check_count("num_features", num_features)
         self.bn_param = {"mode": "train", "convention": convention}

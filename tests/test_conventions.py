@@ -17,7 +17,7 @@ from bnhelpers import BatchNorm1d, BatchNorm2d, batchnorm_forward, conventions_t
 # weight of the NEW batch value in the running average, eps, initial running
 # variance, and whether the stored variance is unbiased (n / (n - 1)).
 DOCUMENTED = {
-    "house": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=False),
+    "course": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=False),
     "pytorch": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=True),  # momentum=0.1 weights the new value
     "keras": dict(new=0.01, eps=1e-3, var0=1.0, unbiased=False),  # momentum=0.99 weights the old value
     "tf1_layers": dict(new=0.01, eps=1e-3, var0=1.0, unbiased=False),  # tf.layers.batch_normalization, momentum=0.99

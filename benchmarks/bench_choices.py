@@ -27,13 +27,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy loads BLAS
 
 import numpy as np  # noqa: E402
+from bnhelpers.timing import median_seconds  # noqa: E402
 from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 from report import machine_line, markdown_table  # noqa: E402
 
 import bnhelpers as bh  # noqa: E402
 from bnhelpers._checks import _is_real  # noqa: E402
 from bnhelpers.spatial import to_rows  # noqa: E402
-from bnhelpers.timing import median_seconds  # noqa: E402
 
 
 def bn_on_rows(make_rows, x, dout):

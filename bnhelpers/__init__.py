@@ -25,8 +25,8 @@ analysis/: measurements, experiments and plots of the engine's networks.
     landscape (loss and gradient change along the gradient), scale_invariance
     (weight norms and the effective learning rate of weights followed by a
     normalization), data_parallel (per-device and synchronized BN over K
-    simulated devices), timing (median times), claims (check: assert a claim
-    and print what was measured), plotting, explore (notebook 01's widget),
+    simulated devices), timing (median times), claims (assert_claim: assert a
+    claim and print what was measured), plotting, explore (notebook 01's widget),
     listing (a function's source shown in a notebook).
 """
 
@@ -42,7 +42,13 @@ from .conventions import CONVENTIONS, Convention, conventions_table
 from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
 from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
-from .renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
+from .renorm import (
+    batchrenorm_backward,
+    batchrenorm_forward,
+    renorm_limits,
+    spatial_batchrenorm_backward,
+    spatial_batchrenorm_forward,
+)
 from .seeding import rng, seed_offset
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 
@@ -73,8 +79,9 @@ from .engine.layers import (
     ShiftScaleNoise,
     Sigmoid,
     Tanh,
+    is_batchnorm,
 )
-from .engine.losses import softmax_cross_entropy
+from .engine.losses import accuracy, softmax_cross_entropy
 from .engine.models import deep_net, mlp, residual_mlp, small_cnn, three_layer_net
 from .engine.network import Network
 from .engine.optim import SGD, Adam, Momentum, ParameterGroups, RMSprop
@@ -83,7 +90,7 @@ from .engine.trainer import History, evaluate, train
 
 # isort: split
 # analysis/: measurements, experiments and plots of the engine's networks.
-from .analysis.claims import check
+from .analysis.claims import assert_claim
 from .analysis.covariate_shift import (
     ShiftTracker,
     add_noise_after_batchnorm,
@@ -144,23 +151,24 @@ from .analysis.scale_invariance import (
 )
 from .analysis.timing import median_seconds
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by the package's layout, not alphabetically
     # the math and the shared helpers
     "BatchNormCache", "batchnorm_backward", "batchnorm_backward_fast", "batchnorm_fold", "batchnorm_forward",
     "CONVENTIONS", "Convention", "conventions_table", "ghost_batchnorm_backward", "ghost_batchnorm_forward",
     "gradient_check", "numerical_gradient", "rel_error", "groupnorm_backward", "groupnorm_forward",
-    "layernorm_backward", "layernorm_forward", "batchrenorm_backward", "batchrenorm_forward", "renorm_limits", "rng",
-    "seed_offset", "spatial_batchnorm_backward", "spatial_batchnorm_forward",
+    "layernorm_backward", "layernorm_forward", "batchrenorm_backward", "batchrenorm_forward", "renorm_limits",
+    "spatial_batchrenorm_backward", "spatial_batchrenorm_forward", "rng", "seed_offset", "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
     # storage
     "DownloadError", "MnistSplits", "download_mnist", "load_mnist", "read_idx",
     # engine/
     "conv2d_backward", "conv2d_forward", "maxpool2d_backward", "maxpool2d_forward", "ActivationNoise", "BatchNorm1d",
     "BatchNorm2d", "BatchRenorm1d", "BatchRenorm2d", "Conv2d", "Dropout", "Flatten", "GroupNorm", "Layer",
-    "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "ShiftScaleNoise", "Sigmoid", "Tanh",
-    "softmax_cross_entropy", "deep_net", "mlp", "residual_mlp", "small_cnn", "three_layer_net", "Network", "SGD",
-    "Adam", "Momentum", "ParameterGroups", "RMSprop", "ResidualBlock", "History", "evaluate", "train",
+    "is_batchnorm", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "ShiftScaleNoise", "Sigmoid", "Tanh",
+    "accuracy", "softmax_cross_entropy", "deep_net", "mlp", "residual_mlp", "small_cnn", "three_layer_net", "Network",
+    "SGD", "Adam", "Momentum", "ParameterGroups", "RMSprop", "ResidualBlock", "History", "evaluate", "train",
     # analysis/
-    "check", "ShiftTracker", "add_noise_after_batchnorm", "distribution_shift", "gradient_shift",
+    "assert_claim", "ShiftTracker", "add_noise_after_batchnorm", "distribution_shift", "gradient_shift",
     "layer_input_moments", "AllReduce", "per_device_batchnorm_forward", "sync_batchnorm_backward",
     "sync_batchnorm_forward", "compare_with_and_without_bn", "final_accuracy_over_seeds", "paired_difference",
     "random_net_statistics", "run_in_parallel", "sweep", "train_each", "train_over_seeds", "training_step",

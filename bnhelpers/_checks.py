@@ -12,11 +12,6 @@ import numbers
 
 import numpy as np
 
-# One switch, two vocabularies, mapped here and nowhere else: a Network (like a
-# PyTorch module) is in 'train' or 'eval' mode, and its BN layers hand the
-# functional code (like CS231n's) bn_param['mode'] 'train' or 'test'.
-BN_MODE_OF = {"train": "train", "eval": "test"}
-
 
 class NonFiniteError(ValueError):
     """An input holds NaN or infinity (the trainer reports this as divergence)."""
@@ -59,24 +54,15 @@ def check_vector(name, v, length, what="features"):
 
 
 def check_mode(mode):
-    """Return ``mode`` if it is a bn_param mode, 'train' or 'test'."""
-    if mode not in BN_MODE_OF.values():
-        hint = " (a Network's 'eval' mode is bn_param's 'test')" if mode == "eval" else ""
+    """Return ``mode`` if it is a bn_param mode, 'train' or 'test'.
+
+    Above the functional code, networks and layers say ``training`` True or
+    False (as PyTorch modules do); the BN layers translate it into this mode.
+    """
+    if mode not in ("train", "test"):
+        hint = " (a network in evaluation, training=False, is bn_param's 'test')" if mode == "eval" else ""
         raise ValueError(f"mode must be 'train' or 'test', got {mode!r}{hint}")
     return mode
-
-
-def check_network_mode(mode):
-    """Return ``mode`` if it is a Network mode, 'train' or 'eval'."""
-    if mode not in BN_MODE_OF:
-        hint = " (bn_param's 'test' mode is a Network's 'eval')" if mode == "test" else ""
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}{hint}")
-    return mode
-
-
-def bn_mode(training):
-    """The bn_param mode of a layer in training (True) or eval (False) mode."""
-    return BN_MODE_OF["train" if training else "eval"]
 
 
 def _is_real(value):

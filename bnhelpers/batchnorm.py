@@ -75,7 +75,7 @@ class BNSettings(NamedTuple):
     The running statistics are in the dtype of x, for the arithmetic;
     ``stats_dtype`` is the dtype they are stored back in (the dtype of the
     arrays passed in, as PyTorch's buffers keep theirs; else that of x).
-    ``tracked`` counts the training batches seen before this one.
+    ``batches_seen`` counts the training batches before this one (bn_param['num_batches_tracked']).
     """
 
     mode: str
@@ -84,7 +84,7 @@ class BNSettings(NamedTuple):
     momentum: float | None
     running_mean: np.ndarray
     running_var: np.ndarray
-    tracked: int
+    batches_seen: int
     stats_dtype: np.dtype
 
 
@@ -102,7 +102,7 @@ def read_bn_param(bn_param, D, dtype):
     if "mode" not in bn_param:
         raise ValueError("bn_param['mode'] is required: 'train' or 'test'")
     mode = check_mode(bn_param["mode"])
-    convention = get_convention(bn_param.get("convention", "house"))
+    convention = get_convention(bn_param.get("convention", "course"))
     eps = check_positive("bn_param['eps']", bn_param.get("eps", convention.eps))
     momentum = bn_param.get("momentum", convention.momentum)
     if momentum is None:
@@ -117,11 +117,11 @@ def read_bn_param(bn_param, D, dtype):
         raise ValueError("bn_param must hold both 'running_mean' and 'running_var', or neither (to start fresh)")
     else:
         running_mean, running_var = initial_running_stats(convention, D, dtype)
-    tracked = check_count("bn_param['num_batches_tracked']", bn_param.get("num_batches_tracked", 0), minimum=0)
+    batches_seen = check_count("bn_param['num_batches_tracked']", bn_param.get("num_batches_tracked", 0), minimum=0)
     stats_dtype = np.result_type(running_mean, running_var)
     running_mean = running_mean.astype(dtype, copy=False)
     running_var = running_var.astype(dtype, copy=False)
-    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, tracked, stats_dtype)
+    return BNSettings(mode, convention, eps, momentum, running_mean, running_var, batches_seen, stats_dtype)
 
 
 def check_running_stats(running_mean, running_var, mean_name="running_mean", var_name="running_var"):
@@ -138,12 +138,32 @@ def batchnorm_inputs(x, gamma, beta, bn_param):
     gamma and beta come back in the dtype of x, so that float32 in gives float32 out.
     """
     x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=2, axis=1, over=0)
-    s = read_bn_param(bn_param, x.shape[1], x.dtype)
-    if s.mode == "train" and x.shape[0] < 2:
+    settings = read_bn_param(bn_param, x.shape[1], x.dtype)
+    if settings.mode == "train" and x.shape[0] < 2:
         raise ValueError(f"expected more than 1 value per feature when training, got x of shape {x.shape}")
-    if s.mode == "test" or not math.isfinite(np.vdot(s.running_mean, s.running_var)):
-        check_running_stats(s.running_mean, s.running_var, "bn_param['running_mean']", "bn_param['running_var']")
-    return x, gamma, beta, s
+    # Why a dot product: it is finite only if both vectors are (NaN and infinity propagate), and it
+    # is one pass where the checks are four scans; they run only to name the culprit (or to find a
+    # harmless overflow). Training needs finite statistics only; test mode checks them all.
+    if settings.mode == "test" or not math.isfinite(np.vdot(settings.running_mean, settings.running_var)):
+        check_running_stats(
+            settings.running_mean, settings.running_var, "bn_param['running_mean']", "bn_param['running_var']"
+        )
+    return x, gamma, beta, settings
+
+
+def update_running_stats(bn_param, settings, mean, var, n):
+    """Write one training batch's update into bn_param, for the BN variants built on BN's bookkeeping.
+
+    mean, var: (D,) the batch's statistics over n values per feature. The
+    running statistics move in settings' convention and keep their dtype;
+    the batch is counted. (batchnorm_forward writes the same, step by step.)
+    """
+    running_mean, running_var = settings.convention.update(
+        settings.running_mean, settings.running_var, mean, var, n, settings.momentum, settings.batches_seen + 1
+    )
+    bn_param["running_mean"] = running_mean.astype(settings.stats_dtype, copy=False)
+    bn_param["running_var"] = running_var.astype(settings.stats_dtype, copy=False)
+    bn_param["num_batches_tracked"] = settings.batches_seen + 1
 
 
 def batchnorm_forward(x, gamma, beta, bn_param):
@@ -153,11 +173,11 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     gamma:    (D,) scale.   beta: (D,) shift.
     bn_param: dict with
         'mode'        'train' (batch statistics) or 'test' (running statistics), required;
-        'convention'  'house' (default), 'pytorch', 'keras', 'tf1_layers', 'tf1' or 'cs231n':
+        'convention'  'course' (default), 'pytorch', 'keras', 'tf1_layers', 'tf1' or 'cs231n':
                       sets the defaults and update rule below (see bnhelpers.conventions);
-        'eps'         added to the variance, default from the convention (house 1e-5);
+        'eps'         added to the variance, default from the convention (course 1e-5);
         'momentum'    running-average momentum in the convention's meaning
-                      (house: weight kept on the OLD value, default 0.9);
+                      (course: weight kept on the OLD value, default 0.9);
         'running_mean', 'running_var'  (D,) arrays, created on first use and
                       replaced by updated arrays after each training batch;
         'num_batches_tracked'  training batches seen so far.
@@ -171,39 +191,39 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     In training mode the running statistics move towards this batch's, in
     bn_param's convention, and are stored back into bn_param:
 
-        bn_param['running_mean'], bn_param['running_var'] = s.convention.update(
-            s.running_mean, s.running_var, mean, var, N, s.momentum, s.tracked + 1)
+        bn_param['running_mean'], bn_param['running_var'] = settings.convention.update(
+            settings.running_mean, settings.running_var, mean, var, N, settings.momentum, settings.batches_seen + 1)
 
-    (s.tracked + 1: this batch counts). Test mode changes nothing in bn_param.
-    ``s``, the checked bn_param (BNSettings), holds mode, convention, eps,
-    momentum, running_mean, running_var and tracked (training batches before this one).
+    (batches_seen + 1: this batch counts). Test mode changes nothing in bn_param.
+    ``settings``, the checked bn_param (BNSettings), holds mode, convention, eps, momentum,
+    running_mean, running_var and batches_seen (training batches before this one).
 
     Bad arguments (wrong shapes or dtypes, NaN or infinity, a negative running
     variance in test mode) raise an error naming them, and leave bn_param unchanged.
     """
-    x, gamma, beta, s = batchnorm_inputs(x, gamma, beta, bn_param)
+    x, gamma, beta, settings = batchnorm_inputs(x, gamma, beta, bn_param)
     ### BEGIN SOLUTION
-    if s.mode == "train":
+    if settings.mode == "train":
         N = len(x)
         mean = x.sum(axis=0) / N
         xc = x - mean
         var = (xc**2).sum(axis=0) / N
-        bn_param["running_mean"], bn_param["running_var"] = s.convention.update(
-            s.running_mean, s.running_var, mean, var, N, s.momentum, s.tracked + 1
+        bn_param["running_mean"], bn_param["running_var"] = settings.convention.update(
+            settings.running_mean, settings.running_var, mean, var, N, settings.momentum, settings.batches_seen + 1
         )
     else:
-        mean, var = s.running_mean, s.running_var
+        mean, var = settings.running_mean, settings.running_var
         xc = x - mean
-    std = np.sqrt(var + s.eps)
+    std = np.sqrt(var + settings.eps)
     x_hat = xc / std
     out = gamma * x_hat + beta
     ### END SOLUTION
-    if s.mode == "train":
+    if settings.mode == "train":
         for key in ("running_mean", "running_var"):  # the buffers keep their own dtype
             if key in bn_param:
-                bn_param[key] = bn_param[key].astype(s.stats_dtype, copy=False)
-        bn_param["num_batches_tracked"] = s.tracked + 1
-    return out, BatchNormCache(s.mode, x, x_hat, mean, var, std, gamma)
+                bn_param[key] = bn_param[key].astype(settings.stats_dtype, copy=False)
+        bn_param["num_batches_tracked"] = settings.batches_seen + 1
+    return out, BatchNormCache(settings.mode, x, x_hat, mean, var, std, gamma)
 
 
 def _test_mode_backward(dout, cache):
@@ -308,16 +328,16 @@ def batchnorm_fold(W, b, gamma, beta, running_mean, running_var, eps=1e-5):
 
     The layer computes y = x @ W + b with W (D_in, D_out) and b (D_out,) or
     None (a Linear followed by BN usually has no bias). BN in test mode is
-    (y - running_mean) * s + beta with s = gamma / sqrt(running_var + eps), so
+    (y - running_mean) * scale + beta with scale = gamma / sqrt(running_var + eps), so
 
-        BN(x @ W + b) = x @ (W * s) + ((b - running_mean) * s + beta).
+        BN(x @ W + b) = x @ (W * scale) + ((b - running_mean) * scale + beta).
 
     Returns (W_folded (D_in, D_out), b_folded (D_out,)) in the dtype of W; inputs are not modified.
     """
     W, b, eps = batchnorm_fold_inputs(W, b, gamma, beta, running_mean, running_var, eps)
     ### BEGIN SOLUTION
-    s = gamma / np.sqrt(running_var + eps)
-    W_folded = W * s
-    b_folded = (b - running_mean) * s + beta
+    scale = gamma / np.sqrt(running_var + eps)
+    W_folded = W * scale
+    b_folded = (b - running_mean) * scale + beta
     ### END SOLUTION
     return W_folded.astype(W.dtype, copy=False), b_folded.astype(W.dtype, copy=False)

@@ -7,7 +7,7 @@ for inference:
 ===========  ==========================  =======  ======  ========  ================
 preset       momentum m means            default  eps     init var  stored variance
 ===========  ==========================  =======  ======  ========  ================
-house        weight on the OLD value     0.9      1e-5    1         biased
+course       weight on the OLD value     0.9      1e-5    1         biased
 pytorch      weight on the NEW value     0.1      1e-5    1         unbiased n/(n-1)
 keras        weight on the OLD value     0.99     1e-3    1         biased
 tf1_layers   weight on the OLD value     0.99     1e-3    1         biased
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Convention:
     """The running-statistics rules of one framework.
 
@@ -46,6 +46,7 @@ class Convention:
     momentum_is_new: True when momentum weights the NEW batch value (PyTorch),
                      False when it weights the OLD running value (all others).
     eps:             default epsilon added to the variance.
+    running_mean_init: value the running mean starts at.
     running_var_init: value the running variance starts at.
     unbiased:        store the unbiased batch variance n/(n-1) * var_B.
     api:             the framework call whose defaults the preset reproduces.
@@ -55,6 +56,7 @@ class Convention:
     momentum: float | None
     momentum_is_new: bool
     eps: float
+    running_mean_init: float
     running_var_init: float
     unbiased: bool
     api: str
@@ -93,25 +95,36 @@ class Convention:
         return new_mean.astype(running_mean.dtype, copy=False), new_var.astype(running_var.dtype, copy=False)
 
 
+# The table of the module docstring, as data (tests/test_conventions.py checks that the two agree).
 CONVENTIONS: dict[str, Convention] = {
     c.name: c
     for c in (
-        Convention("house", 0.9, False, 1e-5, 1.0, False, "this course"),
-        Convention("pytorch", 0.1, True, 1e-5, 1.0, True, "torch.nn.BatchNorm1d/2d"),
         Convention(
-            "keras",
-            0.99,
-            False,
-            1e-3,
-            1.0,
-            False,
-            "keras.layers.BatchNormalization (Keras 3, non-fused tf.keras)",
+            name="course", api="this course",
+            momentum=0.9, momentum_is_new=False, eps=1e-5, running_mean_init=0.0, running_var_init=1.0, unbiased=False,
         ),
-        Convention("tf1_layers", 0.99, False, 1e-3, 1.0, False, "tf.layers.batch_normalization, (N, D) input"),
-        Convention("tf1", 0.999, False, 1e-3, 1.0, True, "tf.contrib.layers.batch_norm (fused kernel)"),
-        Convention("cs231n", 0.9, False, 1e-5, 0.0, False, "CS231n assignment 2"),
+        Convention(
+            name="pytorch", api="torch.nn.BatchNorm1d/2d",
+            momentum=0.1, momentum_is_new=True, eps=1e-5, running_mean_init=0.0, running_var_init=1.0, unbiased=True,
+        ),
+        Convention(
+            name="keras", api="keras.layers.BatchNormalization (Keras 3, non-fused tf.keras)",
+            momentum=0.99, momentum_is_new=False, eps=1e-3, running_mean_init=0.0, running_var_init=1.0, unbiased=False,
+        ),
+        Convention(
+            name="tf1_layers", api="tf.layers.batch_normalization, (N, D) input",
+            momentum=0.99, momentum_is_new=False, eps=1e-3, running_mean_init=0.0, running_var_init=1.0, unbiased=False,
+        ),
+        Convention(
+            name="tf1", api="tf.contrib.layers.batch_norm (fused kernel)",
+            momentum=0.999, momentum_is_new=False, eps=1e-3, running_mean_init=0.0, running_var_init=1.0, unbiased=True,
+        ),
+        Convention(
+            name="cs231n", api="CS231n assignment 2",
+            momentum=0.9, momentum_is_new=False, eps=1e-5, running_mean_init=0.0, running_var_init=0.0, unbiased=False,
+        ),
     )
-}
+}  # fmt: skip
 
 
 def get_convention(name):
@@ -132,7 +145,7 @@ def conventions_table():
             "default momentum": c.momentum,
             "weight on new batch": c.weight_on_new(c.momentum, 1),
             "eps": c.eps,
-            "initial running_mean": 0.0,
+            "initial running_mean": c.running_mean_init,
             "initial running_var": c.running_var_init,
             "stored variance": "unbiased n/(n-1)" if c.unbiased else "biased",
         }
@@ -141,5 +154,5 @@ def conventions_table():
 
 
 def initial_running_stats(convention, D, dtype):
-    """Fresh running statistics of length D: mean 0, variance at the preset's initial value."""
-    return np.zeros(D, dtype=dtype), np.full(D, convention.running_var_init, dtype=dtype)
+    """Fresh running statistics of length D, at the preset's initial values."""
+    return np.full(D, convention.running_mean_init, dtype=dtype), np.full(D, convention.running_var_init, dtype=dtype)

@@ -21,16 +21,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._checks import check_count, check_float_array
+from ._checks import check_count, check_float_array, check_norm_backward
 from .batchnorm import batchnorm_backward_fast, batchnorm_forward
 from .spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 
 
 class GhostCache(NamedTuple):
-    """virtual_batch_size (N in test mode) and the BN cache of each virtual batch, in order."""
+    """virtual_batch_size (N in test mode), the BN cache of each virtual batch, in order, and the shape of x."""
 
     virtual_batch_size: int
     caches: list
+    shape: tuple
 
 
 def check_virtual_batch_size(virtual_batch_size):
@@ -53,7 +54,7 @@ def ghost_batchnorm_forward(x, gamma, beta, bn_param, virtual_batch_size):
     forward = batchnorm_forward if x.ndim == 2 else spatial_batchnorm_forward
     if bn_param.get("mode") == "test":
         out, cache = forward(x, gamma, beta, bn_param)
-        return out, GhostCache(x.shape[0], [cache])
+        return out, GhostCache(x.shape[0], [cache], x.shape)
     # Each virtual batch updates the running statistics of the one before; work
     # on a copy so that a failure half-way leaves bn_param as it was.
     work = dict(bn_param)
@@ -63,7 +64,7 @@ def ghost_batchnorm_forward(x, gamma, beta, bn_param, virtual_batch_size):
         outs.append(out)
         caches.append(cache)
     bn_param.update(work)
-    return np.concatenate(outs), GhostCache(v, caches)
+    return np.concatenate(outs), GhostCache(v, caches, x.shape)
 
 
 def ghost_batchnorm_backward(dout, cache):
@@ -71,12 +72,8 @@ def ghost_batchnorm_backward(dout, cache):
 
     dout: shaped like x.  Returns dx (shaped like x), dgamma, dbeta: the sums over the virtual batches.
     """
-    if not isinstance(cache, GhostCache):
-        raise TypeError("cache must be the cache returned by ghost_batchnorm_forward")
-    dout = check_float_array("dout", dout, ndim=(2, 4))
-    v, caches = cache
-    if dout.shape[0] != v * len(caches):
-        raise ValueError(f"dout must have the batch size of the forward input, {v * len(caches)}, got {dout.shape[0]}")
+    dout = check_norm_backward(dout, cache, GhostCache, "ghost_batchnorm_forward")
+    v, caches = cache.virtual_batch_size, cache.caches
     backward = batchnorm_backward_fast if dout.ndim == 2 else spatial_batchnorm_backward
     parts = [backward(dout[k * v : (k + 1) * v], c) for k, c in enumerate(caches)]
     dx = np.concatenate([p[0] for p in parts])

@@ -98,7 +98,12 @@ def layernorm_backward(dout, cache):
 
 
 def groupnorm_inputs(x, gamma, beta, G, gn_param):
-    """Every check groupnorm_forward makes, in one call: returns (x, gamma, beta, G, eps)."""
+    """Every check groupnorm_forward makes, in one call: returns (x, gamma, beta, G, eps).
+
+    (N, C) activations come back as (N, C, 1, 1) feature maps of one position each.
+    """
+    if isinstance(x, np.ndarray) and x.ndim == 2:
+        x = x[:, :, np.newaxis, np.newaxis]
     # Per sample rather than per group: the nearest axes of x, and at most G times stricter.
     x, gamma, beta = check_norm_inputs(x, gamma, beta, ndim=4, axis=1, over=(1, 2, 3))
     G = check_count("G (number of groups)", G)
@@ -110,6 +115,8 @@ def groupnorm_inputs(x, gamma, beta, G, gn_param):
 def groupnorm_forward(x, gamma, beta, G, gn_param):
     """GroupNorm forward.  x: (N, C, H, W); gamma, beta: (C,); G groups (G divides C); gn_param: {'eps': 1e-5}.
 
+    x may also be (N, C) activations: normalized as (N, C, 1, 1), returned as (N, C).
+
     Each sample's channels are split into G consecutive groups of C/G
     channels. Seen as (N, G, C/G * H * W), each group is standardized over its
     last axis as LayerNorm standardizes a sample; then gamma and beta scale and
@@ -119,6 +126,7 @@ def groupnorm_forward(x, gamma, beta, G, gn_param):
 
     Returns (out (N, C, H, W), cache).
     """
+    shape = np.shape(x)
     x, gamma, beta, G, eps = groupnorm_inputs(x, gamma, beta, G, gn_param)
     ### BEGIN SOLUTION
     N, C, H, W = x.shape
@@ -129,15 +137,18 @@ def groupnorm_forward(x, gamma, beta, G, gn_param):
     x_hat = ((groups - mean) / std).reshape(N, C, H, W)
     out = gamma.reshape(1, C, 1, 1) * x_hat + beta.reshape(1, C, 1, 1)
     ### END SOLUTION
-    return out, NormCache("groupnorm_forward", x_hat, std, gamma)
+    return out.reshape(shape), NormCache("groupnorm_forward", x_hat, std, gamma)
 
 
 def groupnorm_backward(dout, cache):
     """GroupNorm backward.  dout: (N, C, H, W).  Returns dx (N, C, H, W), dgamma (C,), dbeta (C,).
 
     dgamma and dbeta sum over (N, H, W); dx is LayerNorm's dx for each group
-    of the (N, G, C/G * H * W) view of dx_hat = dout * gamma.
+    of the (N, G, C/G * H * W) view of dx_hat = dout * gamma. For (N, C) activations dout and dx are (N, C).
     """
+    shape = np.shape(dout)
+    if isinstance(dout, np.ndarray) and dout.ndim == 2:
+        dout = dout[:, :, np.newaxis, np.newaxis]
     dout = check_norm_backward(dout, cache, NormCache, "groupnorm_forward")
     ### BEGIN SOLUTION
     N, C, H, W = dout.shape
@@ -150,4 +161,4 @@ def groupnorm_backward(dout, cache):
     mean_dx_hat_x_hat = (dx_hat * x_hat).mean(axis=2, keepdims=True)
     dx = ((dx_hat - mean_dx_hat - x_hat * mean_dx_hat_x_hat) / cache.std).reshape(N, C, H, W)
     ### END SOLUTION
-    return dx, dgamma, dbeta
+    return dx.reshape(shape), dgamma, dbeta

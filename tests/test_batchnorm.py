@@ -147,7 +147,7 @@ def test_test_mode_treats_each_sample_independently():
     np.testing.assert_array_equal(full[7:8], alone)
 
 
-def test_house_running_statistics_after_two_batches():
+def test_course_running_statistics_after_two_batches():
     rng = np.random.default_rng(7)
     b1, b2 = rng.standard_normal((5, 3)), 3 + rng.standard_normal((5, 3))
     p = {"mode": "train"}

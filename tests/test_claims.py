@@ -1,4 +1,4 @@
-"""bnhelpers.analysis.claims.check: a notebook claim asserted and reported in one call."""
+"""bnhelpers.analysis.claims.assert_claim: a notebook claim asserted and reported in one call."""
 
 import numpy as np
 import pytest
@@ -8,14 +8,14 @@ import bnhelpers as bh
 
 def test_a_claim_that_holds_prints_its_report(capsys):
     err = 3e-9
-    bh.check(err < 1e-7, f"relative error {err:.0e}")
-    bh.check(np.float64(err) < 1e-7, "numpy comparisons give numpy booleans")
+    bh.assert_claim(err < 1e-7, f"relative error {err:.0e}")
+    bh.assert_claim(np.float64(err) < 1e-7, "numpy comparisons give numpy booleans")
     assert capsys.readouterr().out == "relative error 3e-09\nnumpy comparisons give numpy booleans\n"
 
 
 def test_a_claim_that_fails_raises_with_the_measured_value_and_prints_nothing(capsys):
     with pytest.raises(AssertionError, match=r"claim does not hold: accuracy 0.312"):
-        bh.check(0.312 > 0.9, "accuracy 0.312")
+        bh.assert_claim(0.312 > 0.9, "accuracy 0.312")
     assert capsys.readouterr().out == ""
 
 
@@ -30,4 +30,4 @@ def test_a_claim_that_fails_raises_with_the_measured_value_and_prints_nothing(ca
 )
 def test_anything_but_a_bool_and_a_report_is_refused(claim, report, message):
     with pytest.raises(TypeError, match=message):
-        bh.check(claim, report)
+        bh.assert_claim(claim, report)

@@ -11,12 +11,13 @@ bnhelpers.conventions. When PyTorch is installed (requirements-bench.txt) the
 import numpy as np
 import pytest
 
+import bnhelpers as bh
 from bnhelpers import BatchNorm1d, BatchNorm2d, batchnorm_forward, conventions_table, mlp, small_cnn
 
 # weight of the NEW batch value in the running average, eps, initial running
 # variance, and whether the stored variance is unbiased (n / (n - 1)).
 DOCUMENTED = {
-    "house": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=False),
+    "course": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=False),
     "pytorch": dict(new=0.1, eps=1e-5, var0=1.0, unbiased=True),  # momentum=0.1 weights the new value
     "keras": dict(new=0.01, eps=1e-3, var0=1.0, unbiased=False),  # momentum=0.99 weights the old value
     "tf1_layers": dict(new=0.01, eps=1e-3, var0=1.0, unbiased=False),  # tf.layers.batch_normalization, momentum=0.99
@@ -149,3 +150,23 @@ def test_pytorch_preset_matches_pytorch_itself(momentum):
     x = np.random.default_rng(3).standard_normal((4, D))
     ours, _ = batchnorm_forward(x, gamma, beta, dict(p, mode="test"))
     np.testing.assert_allclose(ours, layer(torch.from_numpy(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_module_docstring_table_states_the_presets_data():
+    import bnhelpers.conventions as module
+
+    lines = module.__doc__.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("=====")]
+    header, rows = lines[rules[0] + 1], lines[rules[1] + 1 : rules[2]]
+    assert header.split()[:2] == ["preset", "momentum"]
+    documented = {}
+    for row in rows:
+        name, meaning, default, eps, var0, stored = (cell.strip() for cell in row.split("  ") if cell.strip())
+        documented[name] = (meaning, float(default), float(eps), float(var0), stored)
+    assert set(documented) == set(bh.CONVENTIONS)
+    for name, c in bh.CONVENTIONS.items():
+        meaning, default, eps, var0, stored = documented[name]
+        assert meaning == f"weight on the {'NEW' if c.momentum_is_new else 'OLD'} value", name
+        assert (default, eps, var0) == (c.momentum, c.eps, c.running_var_init), name
+        assert stored.startswith("unbiased" if c.unbiased else "biased"), name
+        assert c.running_mean_init == 0.0  # "The running mean starts at 0 everywhere."

@@ -8,9 +8,9 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from bnhelpers.experiments import random_net_statistics
 
 from bnhelpers import explore
-from bnhelpers.experiments import random_net_statistics
 from bnhelpers.progress import PROGRESS_ENV
 
 

@@ -40,7 +40,7 @@ def test_population_statistics_change_nothing_and_use_replaces_running_statistic
     before = {k: v.copy() for k, v in net.state().items()}
     net.eval()
     stats = population_statistics(net, x, batch_size=60)
-    assert net.mode == "eval"
+    assert not net.training
     for k, v in net.state().items():
         np.testing.assert_array_equal(v, before[k])
     use_population_statistics(net, x, batch_size=60)
@@ -62,7 +62,7 @@ def test_folded_network_computes_the_same_function(trained):
     assert not any(type(layer).__name__ == "BatchNorm1d" for layer in folded.layers)
     assert len(folded.layers) == len(net.layers) - 2
     np.testing.assert_allclose(folded.predict(x), net.predict(x), rtol=1e-4, atol=1e-4)
-    assert net.mode == "train"  # the original is untouched
+    assert net.training  # the original is untouched
 
 
 def test_fold_with_explicit_convention_eps():
@@ -109,7 +109,7 @@ def test_batch_statistics_accuracy_uses_batch_statistics_and_changes_nothing(tin
     whole = bh.batch_statistics_accuracy(net, tiny_images.x_val, tiny_images.y_val, batch_size=32)
     correct = 28 * bh.batch_statistics_accuracy(net, tiny_images.x_val[:30], tiny_images.y_val[:30], batch_size=4)
     assert abs(correct - round(correct)) < 1e-9  # a fraction of the 28 samples in full batches of 4
-    assert net.mode == "eval"
+    assert not net.training
     for k, v in net.state().items():
         np.testing.assert_array_equal(v, before[k])
     logits = net.train().forward(tiny_images.x_val)  # one batch of 32, its own statistics
@@ -158,7 +158,7 @@ def test_example_weighting_leaves_the_network_unchanged_and_checks_alpha():
     before = {k: v.copy() for k, v in net.state().items()}
     net.train()
     bh.example_weighted_logits(net, mnist.x_val[:10], 0.5)
-    assert net.mode == "train"
+    assert net.training
     assert all(np.array_equal(before[k], v) for k, v in net.state().items())
     with pytest.raises(ValueError, match="alpha"):
         bh.example_weighted_logits(net, mnist.x_val[:10], 1.5)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from bnhelpers.init import check_init, draw_weights, weight_std
 
 

@@ -93,3 +93,18 @@ def test_layernorm_and_groupnorm_refuse_each_others_cache():
         groupnorm_backward(out2, ln_cache)
     with pytest.raises(TypeError, match="cache returned by layernorm_forward, got one from groupnorm_forward"):
         layernorm_backward(out4, gn_cache)
+
+
+def test_groupnorm_of_activations_is_groupnorm_of_one_position_maps():
+    rng = np.random.default_rng(3)
+    x, dout = rng.standard_normal((6, 8)), rng.standard_normal((6, 8))
+    gamma, beta = rng.uniform(0.5, 2, 8), rng.standard_normal(8)
+    out, cache = groupnorm_forward(x, gamma, beta, 4, {})
+    maps_out, maps_cache = groupnorm_forward(x.reshape(6, 8, 1, 1), gamma, beta, 4, {})
+    assert out.shape == (6, 8)
+    np.testing.assert_array_equal(out, maps_out.reshape(6, 8))
+    dx, dgamma, _ = groupnorm_backward(dout, cache)
+    maps_dx, maps_dgamma, _ = groupnorm_backward(dout.reshape(6, 8, 1, 1), maps_cache)
+    assert dx.shape == (6, 8)
+    np.testing.assert_array_equal(dx, maps_dx.reshape(6, 8))
+    np.testing.assert_array_equal(dgamma, maps_dgamma)

@@ -22,8 +22,10 @@ def test_bnhelpers_imports_run_down_the_tiers_without_cycles():
     back_up = [
         (a, b) for a, targets in imports.items() for b in targets if import_structure.tier(b) > import_structure.tier(a)
     ]
-    assert cycles == [] and back_up == []
-    assert "engine.layers" in imports["analysis.probes"] and levels["batchnorm"] < levels["engine.layers"]
+    assert cycles == []
+    assert back_up == []
+    assert "engine.layers" in imports["analysis.probes"]
+    assert levels["batchnorm"] < levels["engine.layers"]
 
 
 def test_the_import_counter_sees_relative_absolute_and_nested_imports_back_up_and_cycles(tmp_path):
@@ -39,7 +41,7 @@ def test_the_import_counter_sees_relative_absolute_and_nested_imports_back_up_an
             "pkg/analysis/c.py": "import numpy\nfrom pkg.top import f\n",
         },
     )
-    packages, imports, levels, cycles = import_structure.structure(tmp_path / "pkg")
+    packages, imports, _levels, cycles = import_structure.structure(tmp_path / "pkg")
     assert packages == 3
     assert imports == {
         "top": {"engine.a"},
@@ -60,4 +62,5 @@ def test_pyproject_packages_every_subpackage_of_bnhelpers():
         for p in (ROOT / "bnhelpers").rglob("__init__.py")
         if "__pycache__" not in p.parts
     }
-    assert packaged == on_disk and {"bnhelpers", "bnhelpers.engine", "bnhelpers.analysis"} <= packaged
+    assert packaged == on_disk
+    assert {"bnhelpers", "bnhelpers.engine", "bnhelpers.analysis", "bnhelpers.storage"} <= packaged

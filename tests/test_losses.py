@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers import assert_gradients_match
-
 from bnhelpers.losses import check_labels, softmax_cross_entropy
+from helpers import assert_gradients_match
 
 
 def test_uniform_logits_cost_log_of_the_number_of_classes():

@@ -124,11 +124,14 @@ def test_eval_mode_uses_running_statistics_and_train_mode_does_not():
     assert np.abs(net.forward(x)[:2] - net.forward(x[:2])).max() > 1e-3
 
 
-def test_bad_mode_is_rejected():
+def test_a_bad_training_flag_is_rejected_and_changes_nothing():
     net = mlp((4, 3, 2))
-    with pytest.raises(ValueError, match="mode must be 'train' or 'eval', got 'test' \\(bn_param's 'test' mode is"):
-        net.set_mode("test")
-    assert net.mode == "train"
+    with pytest.raises(TypeError, match="training must be True or False, got 'eval'"):
+        net.train("eval")
+    assert net.training
+    assert all(layer.training for layer in net.layers)
+    assert not net.train(False).training
+    assert net.train().training
 
 
 def test_a_network_in_eval_mode_hands_its_bn_layers_test_mode():
@@ -139,7 +142,9 @@ def test_a_network_in_eval_mode_hands_its_bn_layers_test_mode():
     assert net.layers[1].bn_param["mode"] == "test"
     net.train().forward(x)
     assert net.layers[1].bn_param["mode"] == "train"
-    with pytest.raises(ValueError, match="mode must be 'train' or 'test', got 'eval' \\(a Network's 'eval' mode"):
+    with pytest.raises(
+        ValueError, match="mode must be 'train' or 'test', got 'eval' \\(a network in evaluation, training=False"
+    ):
         batchnorm_forward(np.ones((2, 3)), np.ones(3), np.zeros(3), {"mode": "eval"})
 
 
@@ -188,3 +193,17 @@ def test_network_misuse_gets_clear_errors():
         net.backward(np.ones((5, 3), np.float32))
     with pytest.raises(ValueError, match=r"x holds no samples"):
         net.predict(np.ones((0, 4), np.float32))
+
+
+def test_accuracy_and_which_layers_are_batchnorm():
+    logits = np.array([[2.0, 1.0], [0.0, 3.0], [5.0, -1.0], [0.1, 0.2]])
+    assert bh.accuracy(logits, np.array([0, 1, 1, 1])) == 0.75
+    with pytest.raises(ValueError, match="y must hold one label per sample"):
+        bh.accuracy(logits, np.array([0, 1]))
+    norms = {"batch": True, "renorm": True, "layer": False, None: False}
+    for norm, expected in norms.items():
+        options = dict(warmup=1, ramp=1) if norm == "renorm" else None
+        net = bh.mlp((4, 3, 2), norm=norm, bn_options=options)
+        assert any(bh.is_batchnorm(layer) for layer in net.layers) == expected, norm
+    assert bh.is_batchnorm(bh.BatchRenorm2d(3, warmup=1, ramp=1))
+    assert bh.is_batchnorm(bh.BatchNorm2d(3))

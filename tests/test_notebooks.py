@@ -2,7 +2,7 @@
 
 nbval executes the notebooks; these tests read the committed files and catch
 what execution cannot: stored widget state, cells edited after the run,
-stored errors, timing asserts (``assert`` or ``bh.check``), and checked cells that print bare booleans.
+stored errors, timing asserts (``assert`` or ``bh.assert_claim``), and checked cells that print bare booleans.
 """
 
 import re
@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted(ROOT.glob("solutions/*.ipynb"))
 NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb")) + SOLUTIONS
 TIMING_ASSERT = re.compile(
-    r"^\s*(assert\b|bh\.check\().*(\bms\b|_ms\b|seconds|speedup|step_time|elapsed|timeit|perf_counter|cost)"
+    r"^\s*(assert\b|bh\.assert_claim\().*(\bms\b|_ms\b|seconds|speedup|step_time|elapsed|timeit|perf_counter|cost)"
 )
 
 

@@ -86,12 +86,12 @@ def test_renorm_limits_schedule_and_bad_input():
     assert renorm_limits(10, warmup=10, ramp=20) == (1.0, 0.0)
     assert renorm_limits(20, warmup=10, ramp=20) == pytest.approx((2.0, 2.5))
     assert renorm_limits(500, warmup=10, ramp=20, rmax=2.0, dmax=1.0) == (2.0, 1.0)
-    with pytest.raises(ValueError, match="rmax must be >= 1"):
+    with pytest.raises(ValueError, match="rmax must be a finite number >= 1"):
         renorm_limits(0, warmup=1, ramp=1, rmax=0.5)
     x, gamma, beta, _ = features(10)
     p = renorm_param(5, 11)
     before = {k: np.copy(v) for k, v in p.items()}
-    with pytest.raises(ValueError, match="rmax must be >= 1"):
+    with pytest.raises(ValueError, match="rmax must be a finite number >= 1"):
         batchrenorm_forward(x, gamma, beta, p, rmax=0.5, dmax=0.0)
     assert all(np.array_equal(p[k], v) for k, v in before.items())  # nothing updated
     with pytest.raises(TypeError, match="cache must be the cache returned by batchrenorm_forward"):
@@ -107,10 +107,31 @@ def test_batchrenorm_layers_follow_the_schedule_and_the_2d_layer_is_per_channel(
         layer.forward(x)
         layer.backward(dout)
     assert seen == [(1.0, 0.0), (1.0, 0.0), (1.0, 0.0), (2.0, 2.0), (3.0, 4.0)]
-    with pytest.raises(ValueError, match=r"virtual_batch_size .* not supported by Batch Renorm"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'virtual_batch_size'"):  # Ghost BN is BN's
         BatchRenorm1d(5, warmup=1, ramp=1, virtual_batch_size=2)
     images, _, _, dmaps = features(13, (3, 4, 5, 5))
     layer2d = BatchRenorm2d(4, warmup=0, ramp=1, dtype=np.float64)
     bn2d = BatchNorm2d(4, dtype=np.float64)
     np.testing.assert_allclose(layer2d.forward(images), bn2d.forward(images), rtol=1e-12)  # step 0: rmax 1, dmax 0
     np.testing.assert_allclose(layer2d.backward(dmaps), bn2d.backward(dmaps), rtol=1e-12)
+
+
+def test_spatial_batchrenorm_is_batchrenorm_on_the_rows_of_the_feature_maps():
+    import bnhelpers as bh
+    from bnhelpers.spatial import from_rows, to_rows
+
+    images, gamma, beta, dmaps = features(14, (3, 4, 5, 5))
+    p_maps, p_rows = renorm_param(4, 15), renorm_param(4, 15)
+    out, cache = bh.spatial_batchrenorm_forward(images, gamma, beta, p_maps, rmax=2.0, dmax=1.0)
+    rows_out, rows_cache = batchrenorm_forward(to_rows(images, "NCHW"), gamma, beta, p_rows, rmax=2.0, dmax=1.0)
+    np.testing.assert_array_equal(out, from_rows(rows_out, images.shape, "NCHW"))
+    np.testing.assert_array_equal(p_maps["running_var"], p_rows["running_var"])
+    dx, dgamma, dbeta = bh.spatial_batchrenorm_backward(dmaps, cache)
+    rows_dx, rows_dgamma, rows_dbeta = batchrenorm_backward(to_rows(dmaps, "NCHW"), rows_cache)
+    np.testing.assert_array_equal(dx, from_rows(rows_dx, images.shape, "NCHW"))
+    np.testing.assert_array_equal(dbeta, rows_dbeta)
+    np.testing.assert_array_equal(dgamma, rows_dgamma)
+    with pytest.raises(ValueError, match="dout must have the shape of the forward output"):
+        bh.spatial_batchrenorm_backward(dmaps[:2], cache)
+    with pytest.raises(TypeError, match="cache must be the cache returned by spatial_batchrenorm_forward"):
+        bh.spatial_batchrenorm_backward(dmaps, rows_cache)

@@ -134,9 +134,13 @@ def test_training_data_problems_are_named_before_training():
     no_val = SimpleNamespace(**{**vars(data), "x_val": data.x_val[:0], "y_val": data.y_val[:0]})
     with pytest.raises(ValueError, match=r"data\.x_val holds no samples"):
         train(net, opt, no_val, iterations=5, batch_size=10, progress=False)
-    with pytest.raises(ValueError, match="batch_size must be at least 2 for a network with BatchNorm1d"):
+    with pytest.raises(ValueError, match="batch_size must be at least 2 for a network with batch normalization"):
         train(net, opt, data, iterations=5, batch_size=1, progress=False)
     assert net.layers[1].bn_param["num_batches_tracked"] == 0  # nothing ran
+    renorm = mlp((10, 8, 3), norm="renorm", bn_options=dict(warmup=1, ramp=1))  # Batch Renorm needs batches too
+    with pytest.raises(ValueError, match="batch_size must be at least 2 for a network with batch normalization"):
+        train(renorm, SGD(renorm.parameters(), lr=0.1), data, iterations=5, batch_size=1, progress=False)
+    assert renorm.layers[1].bn_param["num_batches_tracked"] == 0
     plain = mlp((10, 8, 3))
     train(plain, SGD(plain.parameters(), lr=0.1), data, iterations=2, batch_size=1, progress=False)  # fine without BN
 

@@ -1,6 +1,6 @@
 """A claim of a notebook, checked and reported in one call.
 
-    bh.check(wrong_err > 0.1, f"wrong cache: relative error {wrong_err:.2f}")
+    bh.assert_claim(wrong_err > 0.1, f"wrong cache: relative error {wrong_err:.2f}")
 
 asserts the claim and prints the report, which states the measured value; if
 the claim fails, the AssertionError carries the same report, so a failure in
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def check(claim, report):
+def assert_claim(claim, report):
     """Assert ``claim`` (a bool, e.g. a comparison) and print ``report``.
 
     claim:  True or False (numpy booleans too); anything else is a TypeError, so

@@ -41,7 +41,7 @@ import pandas as pd
 from ..engine.layers import ActivationNoise, BatchNorm1d, Linear, ShiftScaleNoise
 from ..engine.network import Network
 from ..seeding import rng
-from .landscape import network_objective
+from .landscape import flat_bounds, network_objective
 
 
 def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0, per_sample=False):
@@ -131,7 +131,7 @@ def gradient_shift(net, x, y, lr):
     """
     f, w, load = network_objective(net, x, y)
     params = net.parameters()
-    start = np.cumsum([0] + [p.value.size for p in params])  # params[i] occupies w[start[i]:start[i + 1]]
+    start = flat_bounds(params)  # params[i] occupies w[start[i]:start[i + 1]]
     first = {}
     for i, p in enumerate(params):
         first.setdefault(net.layers.index(p.layer), start[i])
@@ -141,8 +141,8 @@ def gradient_shift(net, x, y, lr):
             _, g = f(w)
             linear = [i for i, layer in enumerate(net.layers) if isinstance(layer, Linear)]
             for number, k in enumerate(linear[1:], start=2):
-                W = next(i for i, p in enumerate(params) if p.layer is net.layers[k] and p.key == "W")
-                a, b = start[W], start[W + 1]
+                weights = next(i for i, p in enumerate(params) if p.layer is net.layers[k] and p.key == "W")
+                a, b = start[weights], start[weights + 1]
                 updated = w.copy()
                 updated[: first[k]] -= w.dtype.type(lr) * g[: first[k]]
                 _, g_after = f(updated)

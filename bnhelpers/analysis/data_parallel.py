@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._checks import check_float_array
-from ..batchnorm import BatchNormCache, batchnorm_forward, batchnorm_inputs
+from ..batchnorm import BatchNormCache, batchnorm_forward, batchnorm_inputs, update_running_stats
 
 
 class AllReduce:
@@ -84,8 +84,8 @@ def sync_batchnorm_forward(xs, gamma, beta, bn_param, allreduce=None):
     """
     xs = _check_devices("xs", xs)
     allreduce = allreduce or AllReduce()
-    _, gamma, beta, s = batchnorm_inputs(xs[0], gamma, beta, bn_param)
-    if s.mode == "test":
+    _, gamma, beta, settings = batchnorm_inputs(xs[0], gamma, beta, bn_param)
+    if settings.mode == "test":
         outs, caches = per_device_batchnorm_forward(xs, gamma, beta, bn_param)
         return outs, SyncCache(caches, allreduce)
     n = sum(len(x) for x in xs)
@@ -95,17 +95,14 @@ def sync_batchnorm_forward(xs, gamma, beta, bn_param, allreduce=None):
     total_sq = allreduce([(x * x).sum(axis=0) for x in xs])  # ... and a second one
     mean = total / n
     var = np.maximum(total_sq / n - mean * mean, 0)
-    std = np.sqrt(var + s.eps)
+    std = np.sqrt(var + settings.eps)
     outs, caches = [], []
     for x in xs:
         x_hat = (x - mean) / std
         outs.append(gamma * x_hat + beta)
         caches.append(BatchNormCache("train", x, x_hat, mean, var, std, gamma))
     # The running statistics see the global batch, as BN on the concatenation would.
-    bn_param["running_mean"], bn_param["running_var"] = s.convention.update(
-        s.running_mean, s.running_var, mean, var, n, s.momentum, s.tracked + 1
-    )
-    bn_param["num_batches_tracked"] = s.tracked + 1
+    update_running_stats(bn_param, settings, mean, var, n)
     return outs, SyncCache(caches, allreduce)
 
 

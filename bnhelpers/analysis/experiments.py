@@ -44,6 +44,23 @@ class Run:
     monitor: object = None
 
 
+def train_one(net, make_optimizer, data, seed, *, iterations, batch_size, eval_every, progress, on_step=None):
+    """Train ``net`` as every experiment here does (in a worker, no printed messages); returns its Run."""
+    history = train(
+        net,
+        make_optimizer(net.parameters()),
+        data,
+        iterations=iterations,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        seed=seed,
+        progress=progress,
+        on_step=on_step,
+        verbose=False,
+    )
+    return Run(net, history, on_step)
+
+
 def train_each(setups, data, *, iterations, batch_size, eval_every=None, progress=None, monitor=None):
     """Train independent networks, one core each; returns {key: Run}.
 
@@ -56,21 +73,18 @@ def train_each(setups, data, *, iterations, batch_size, eval_every=None, progres
 
     def run(key):
         build, make_optimizer, seed = setups[key]
-        net = build()
         hook = None if monitor is None else monitor(key)
-        history = train(
-            net,
-            make_optimizer(net.parameters()),
+        return train_one(
+            build(),
+            make_optimizer,
             data,
+            seed,
             iterations=iterations,
             batch_size=batch_size,
             eval_every=eval_every or iterations,
-            seed=seed,
             progress=progress,
             on_step=hook,
-            verbose=False,
         )
-        return Run(net, history, hook)
 
     return dict(zip(setups, run_in_parallel(run, setups), strict=True))
 
@@ -152,19 +166,18 @@ def sweep(build, make_optimizer, data, grid, *, examples, measure=None, progress
     """
 
     def run(row):
-        net = build(row)
         iterations = max(1, examples // row["batch_size"])
-        history = train(
-            net,
-            make_optimizer(net.parameters(), row),
+        run = train_one(
+            build(row),
+            lambda parameters: make_optimizer(parameters, row),
             data,
+            row["seed"],
             iterations=iterations,
             batch_size=row["batch_size"],
             eval_every=iterations,
-            seed=row["seed"],
             progress=progress,
-            verbose=False,
         )
+        net, history = run.net, run.history
         result = {
             **row,
             "iterations": iterations,

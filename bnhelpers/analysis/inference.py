@@ -31,15 +31,13 @@ import numpy as np
 
 from .._checks import check_count
 from ..batchnorm import BatchNormCache, batchnorm_fold
-from ..engine.layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Linear
+from ..engine.layers import BatchNorm1d, BatchNorm2d, BatchRenorm1d, Linear, is_batchnorm
+from ..engine.losses import correct_predictions
 from ..engine.network import Network
-
-# BatchRenorm2d is a BatchRenorm1d; all of them keep running statistics in bn_param.
-BATCHNORM_LAYERS = (BatchNorm1d, BatchNorm2d, BatchRenorm1d)
 
 
 def _batchnorm_layers(net):
-    return [layer for layer in net.layers if isinstance(layer, BATCHNORM_LAYERS)]
+    return [layer for layer in net.layers if is_batchnorm(layer)]
 
 
 def _batch_moments(layer):
@@ -55,12 +53,12 @@ def _batch_moments(layer):
 @contextmanager
 def _training_mode_passes(net):
     """Training-mode forward passes that leave ``net`` as it was: buffers restored, mode put back."""
-    previous = net.mode
+    previous = net.training
     try:
         with net.preserving_buffers():
             yield net.train()
     finally:
-        net.set_mode(previous)
+        net.train(previous)
 
 
 def population_statistics(net, x, batch_size=60):
@@ -114,17 +112,21 @@ def batch_statistics_accuracy(net, x, y, batch_size):
     used = len(x) - len(x) % batch_size
     with _training_mode_passes(net):
         for start in range(0, used, batch_size):
-            correct += int(
-                (net.forward(x[start : start + batch_size]).argmax(axis=1) == y[start : start + batch_size]).sum()
-            )
+            correct += correct_predictions(net.forward(x[start : start + batch_size]), y[start : start + batch_size])
     return correct / used
 
 
 def use_population_statistics(net, x, batch_size=60):
     """Replace every BN layer's running statistics by population statistics from ``x``."""
+    replacements = []
     for layer, (mean, var) in zip(_batchnorm_layers(net), population_statistics(net, x, batch_size), strict=True):
-        layer.bn_param["running_mean"] = mean.astype(layer.bn_param["running_mean"].dtype)
-        layer.bn_param["running_var"] = var.astype(layer.bn_param["running_var"].dtype)
+        buffers = layer.buffers()
+        buffers["running_mean"] = mean.astype(buffers["running_mean"].dtype)
+        buffers["running_var"] = var.astype(buffers["running_var"].dtype)
+        layer.check_buffers(buffers)
+        replacements.append((layer, buffers))
+    for layer, buffers in replacements:  # all checked first: no layer changes unless every one can
+        layer.load_buffers(buffers)
     return net
 
 
@@ -156,7 +158,7 @@ def example_weighted_logits(net, x, alpha):
     if any(isinstance(layer, (BatchNorm2d, BatchRenorm1d)) for layer in net.layers):
         raise ValueError("example_weighted_logits supports BatchNorm1d layers only")
     net.check_input(x)
-    previous = net.mode
+    previous = net.training
     net.eval()
     try:
         out = x
@@ -169,7 +171,7 @@ def example_weighted_logits(net, x, alpha):
                 out = layer.forward(out)
         return out
     finally:
-        net.set_mode(previous)
+        net.train(previous)
 
 
 def freeze_batchnorm(net, frozen=True):

@@ -128,6 +128,11 @@ def hessian_power_iteration(f, w, *, iterations=20, h=1e-3, seed=0):
     return largest_magnitude if largest_magnitude >= 0 else power(largest_magnitude) + largest_magnitude
 
 
+def flat_bounds(params):
+    """Where each parameter sits in the flat vector of all of them: params[i] is w[bounds[i] : bounds[i + 1]]."""
+    return np.cumsum([0] + [p.value.size for p in params])
+
+
 def network_objective(net, x, y):
     """(f, w, load): the batch loss of ``net`` as a function of one flat parameter vector.
 
@@ -139,8 +144,7 @@ def network_objective(net, x, y):
     Network.preserving_buffers.
     """
     params = net.parameters()
-    sizes = [p.value.size for p in params]
-    bounds = np.cumsum([0] + sizes)
+    bounds = flat_bounds(params)
 
     def load(v):
         for p, a, b in zip(params, bounds[:-1], bounds[1:], strict=True):

@@ -283,7 +283,7 @@ def draw_normalization_cube(shared, ax=None, title=None, mark=None):
     elif getattr(ax, "name", None) != "3d":
         raise ValueError("ax must be a 3-D axes (projection='3d')")
     colour = sns.color_palette(PALETTE)[0]
-    faces = np.zeros(shared.shape + (4,))
+    faces = np.zeros((*shared.shape, 4))
     faces[shared] = (*colour, 0.9)
     faces[~shared] = (1.0, 1.0, 1.0, 0.08)
     if mark is not None:

@@ -24,6 +24,8 @@ and the angle W turns through per step settles near
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .._checks import check_positive
@@ -37,7 +39,7 @@ def _followed_by_normalization(layers, prefix):
     """{prefix + 'i.W': W} for each Linear or Conv2d of ``layers`` whose next layer is a normalization."""
     return {
         f"{prefix}{i}.W": layer.params["W"]
-        for i, (layer, following) in enumerate(zip(layers, layers[1:], strict=False))
+        for i, (layer, following) in enumerate(itertools.pairwise(layers))
         if isinstance(layer, (Linear, Conv2d)) and isinstance(following, NORMALIZATIONS)
     }
 

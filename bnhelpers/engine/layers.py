@@ -8,8 +8,9 @@ Each layer has
 * ``buffers()``: non-trainable state that a checkpoint must keep (BN running
   statistics), ``check_buffers`` (the values a checkpoint may hold for them)
   and ``load_buffers``;
-* ``training``: True in train mode, False in eval mode (``Network.train()`` /
-  ``Network.eval()`` set it for every layer).
+* ``training``: True in training, False in evaluation (``Network.train()`` /
+  ``Network.eval()`` set it for every layer). Only the BN layers translate it,
+  into ``bn_param['mode']`` 'train' or 'test', the functional code's word.
 
 The math itself lives in the functional modules (batchnorm, spatial,
 layernorm, conv); a layer stores what the next call needs and nothing else.
@@ -19,12 +20,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import bn_mode, check_count, check_float_array, check_fraction, check_positive, check_vector
+from .._checks import check_count, check_float_array, check_fraction, check_positive, check_vector
 from ..batchnorm import batchnorm_backward_fast, batchnorm_forward, check_running_stats, read_bn_param
 from ..ghost import GhostCache, check_virtual_batch_size, ghost_batchnorm_backward, ghost_batchnorm_forward
 from ..layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
-from ..renorm import batchrenorm_backward, batchrenorm_forward, renorm_limits
-from ..spatial import from_rows, spatial_batchnorm_backward, spatial_batchnorm_forward, to_rows
+from ..renorm import (
+    batchrenorm_backward,
+    batchrenorm_forward,
+    renorm_limits,
+    spatial_batchrenorm_backward,
+    spatial_batchrenorm_forward,
+)
+from ..spatial import spatial_batchnorm_backward, spatial_batchnorm_forward
 from .conv import conv2d_backward, conv2d_forward, maxpool2d_backward, maxpool2d_forward
 from .init import draw_weights
 
@@ -79,7 +86,7 @@ class Linear(Layer):
         in_features = check_count("in_features", in_features)
         out_features = check_count("out_features", out_features)
         W = draw_weights(rng, (in_features, out_features), in_features, init, scale, dtype)
-        self._hold(W, np.zeros(out_features, dtype=dtype) if bias else None)
+        self._set_weights(W, np.zeros(out_features, dtype=dtype) if bias else None)
 
     @classmethod
     def from_weights(cls, W, b=None):
@@ -94,10 +101,11 @@ class Linear(Layer):
             b = check_vector("b", b, W.shape[1], what="column of W").astype(W.dtype)
         layer = cls.__new__(cls)
         Layer.__init__(layer)
-        layer._hold(W.copy(), None if b is None else b.copy())
+        layer._set_weights(W.copy(), None if b is None else b.copy())
         return layer
 
-    def _hold(self, W, b):
+    def _set_weights(self, W, b):
+        """Store W and b (or no bias) as this layer's parameters."""
         self.in_features, self.out_features = W.shape
         self.x = None  # the input of the last forward pass, for backward
         self.params["W"] = W
@@ -209,32 +217,32 @@ class Flatten(Layer):
 # --- normalization --------------------------------------------------------------------
 
 
+def is_batchnorm(layer):
+    """True for the layers that normalize with batch statistics and keep running ones.
+
+    BatchNorm1d/2d and BatchRenorm1d/2d: they need two or more samples per
+    training batch, and population statistics replace their running ones.
+    """
+    return isinstance(layer, _BatchNormBase)
+
+
 class _BatchNormBase(Layer):
     """Parameters gamma, beta; buffers running_mean, running_var, num_batches_tracked.
 
     The layer owns a ``bn_param`` dict and hands it to the functional forward,
     which updates the running statistics in it during training.
 
-    convention: the preset of bnhelpers.conventions ('house', 'pytorch', ...).
+    convention: the preset of bnhelpers.conventions ('course', 'pytorch', ...).
     momentum:   in the convention's meaning; "preset" takes the convention's
                 default, None (pytorch only) is PyTorch's cumulative average.
     eps:        None takes the convention's default.
     """
 
-    def __init__(
-        self,
-        num_features,
-        *,
-        convention="house",
-        momentum="preset",
-        eps=None,
-        virtual_batch_size=None,
-        dtype=np.float32,
-    ):
+    virtual_batch_size = None  # Ghost BN's virtual batches: only BatchNorm1d/2d offer them
+
+    def __init__(self, num_features, *, convention="course", momentum="preset", eps=None, dtype=np.float32):
         super().__init__()
         num_features = check_count("num_features", num_features)
-        # Ghost BN: in training, batches larger than this are normalized in virtual batches of this size.
-        self.virtual_batch_size = None if virtual_batch_size is None else check_virtual_batch_size(virtual_batch_size)
         self.bn_param = {"mode": "train", "convention": convention}
         if not (isinstance(momentum, str) and momentum == "preset"):
             self.bn_param["momentum"] = momentum
@@ -242,12 +250,12 @@ class _BatchNormBase(Layer):
             self.bn_param["eps"] = eps
         # Validate now, so a bad setting fails at construction, not mid-training,
         # and store the resolved eps and momentum so that they can be read back.
-        s = read_bn_param(self.bn_param, num_features, dtype)
+        settings = read_bn_param(self.bn_param, num_features, dtype)
         self.bn_param.update(
-            eps=s.eps,
-            momentum=s.momentum,
-            running_mean=s.running_mean,
-            running_var=s.running_var,
+            eps=settings.eps,
+            momentum=settings.momentum,
+            running_mean=settings.running_mean,
+            running_var=settings.running_var,
             num_batches_tracked=0,
         )
         self.num_features = num_features
@@ -256,12 +264,17 @@ class _BatchNormBase(Layer):
         self.params["gamma"] = np.ones(num_features, dtype=dtype)
         self.params["beta"] = np.zeros(num_features, dtype=dtype)
 
-    def _mode(self, x):
-        """bn_param for this pass; first checks that x has this layer's number of features."""
+    def bn_param_for(self, x):
+        """bn_param for a forward pass on x: mode 'train' (batch statistics) or 'test' (running ones).
+
+        The layer's vocabulary meets the functional one here: a layer in training
+        and not frozen normalizes with batch statistics. Also checks that x has
+        this layer's number of features (the functional code checks the rest).
+        """
         if isinstance(x, np.ndarray) and x.ndim >= 2 and x.shape[1] != self.num_features:
             what = "features" if x.ndim == 2 else "channels (axis 1)"
             raise ValueError(f"x has {x.shape[1]} {what}, {self!r} expects {self.num_features}: got shape {x.shape}")
-        self.bn_param["mode"] = bn_mode(self.training and not self.frozen)
+        self.bn_param["mode"] = "train" if self.training and not self.frozen else "test"
         return self.bn_param
 
     def buffers(self):
@@ -286,44 +299,64 @@ class _BatchNormBase(Layer):
         self.bn_param["running_var"] = buffers["running_var"].copy()
         self.bn_param["num_batches_tracked"] = int(buffers["num_batches_tracked"])
 
-    def _normalize(self, x, forward):
-        """forward(x, gamma, beta, bn_param), or Ghost BN when the batch is larger than virtual_batch_size."""
-        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self._mode(x)
-        if bn_param["mode"] == "train" and self.virtual_batch_size is not None and len(x) > self.virtual_batch_size:
-            out, self.cache = ghost_batchnorm_forward(x, gamma, beta, bn_param, self.virtual_batch_size)
-        else:
-            out, self.cache = forward(x, gamma, beta, bn_param)
-        return out
-
-    def _normalize_backward(self, dout, backward):
-        if isinstance(self.cache, GhostCache):
-            backward = ghost_batchnorm_backward
-        dx, self.grads["gamma"], self.grads["beta"] = backward(dout, self.cache)
-        return dx
-
     def __repr__(self):
         ghost = "" if self.virtual_batch_size is None else f", virtual_batch_size={self.virtual_batch_size}"
         return f"{type(self).__name__}({self.num_features}, convention={self.bn_param['convention']!r}{ghost})"
 
 
-class BatchNorm1d(_BatchNormBase):
+class _GhostBatchNormBase(_BatchNormBase):
+    """BN with the Ghost BN option (bnhelpers.ghost).
+
+    virtual_batch_size: None, or in training, batches larger than this are
+    normalized in virtual batches of this size. The other options as _BatchNormBase.
+    """
+
+    def __init__(self, num_features, *, virtual_batch_size=None, **bn_options):
+        super().__init__(num_features, **bn_options)
+        self.virtual_batch_size = None if virtual_batch_size is None else check_virtual_batch_size(virtual_batch_size)
+
+    def ghost_batches(self, x):
+        """True when this forward pass normalizes x in virtual batches."""
+        v = self.virtual_batch_size
+        return self.bn_param["mode"] == "train" and v is not None and len(x) > v
+
+
+class BatchNorm1d(_GhostBatchNormBase):
     """Batch normalization of (N, D) activations, one gamma and beta per feature."""
 
     def forward(self, x):
-        return self._normalize(x, batchnorm_forward)
+        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self.bn_param_for(x)
+        if self.ghost_batches(x):
+            out, self.cache = ghost_batchnorm_forward(x, gamma, beta, bn_param, self.virtual_batch_size)
+        else:
+            out, self.cache = batchnorm_forward(x, gamma, beta, bn_param)
+        return out
 
     def backward(self, dout):
-        return self._normalize_backward(dout, batchnorm_backward_fast)
+        if isinstance(self.cache, GhostCache):
+            dx, self.grads["gamma"], self.grads["beta"] = ghost_batchnorm_backward(dout, self.cache)
+        else:
+            dx, self.grads["gamma"], self.grads["beta"] = batchnorm_backward_fast(dout, self.cache)
+        return dx
 
 
-class BatchNorm2d(_BatchNormBase):
+class BatchNorm2d(_GhostBatchNormBase):
     """Spatial batch normalization of (N, C, H, W) feature maps, one gamma and beta per channel."""
 
     def forward(self, x):
-        return self._normalize(x, spatial_batchnorm_forward)
+        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self.bn_param_for(x)
+        if self.ghost_batches(x):
+            out, self.cache = ghost_batchnorm_forward(x, gamma, beta, bn_param, self.virtual_batch_size)
+        else:
+            out, self.cache = spatial_batchnorm_forward(x, gamma, beta, bn_param)
+        return out
 
     def backward(self, dout):
-        return self._normalize_backward(dout, spatial_batchnorm_backward)
+        if isinstance(self.cache, GhostCache):
+            dx, self.grads["gamma"], self.grads["beta"] = ghost_batchnorm_backward(dout, self.cache)
+        else:
+            dx, self.grads["gamma"], self.grads["beta"] = spatial_batchnorm_backward(dout, self.cache)
+        return dx
 
 
 class BatchRenorm1d(_BatchNormBase):
@@ -331,11 +364,10 @@ class BatchRenorm1d(_BatchNormBase):
 
     rmax, dmax: the final clipping limits; warmup, ramp: in training batches
     (counted by num_batches_tracked), see renorm_limits. Eval mode is BN's.
+    The other options as BatchNorm1d's, except Ghost BN's virtual_batch_size.
     """
 
     def __init__(self, num_features, *, warmup, ramp, rmax=3.0, dmax=5.0, **bn_options):
-        if bn_options.get("virtual_batch_size") is not None:
-            raise ValueError("virtual_batch_size (Ghost BN) is not supported by Batch Renorm layers")
         super().__init__(num_features, **bn_options)
         renorm_limits(0, warmup=warmup, ramp=ramp, rmax=rmax, dmax=dmax)  # validates the schedule now
         self.schedule = dict(warmup=warmup, ramp=ramp, rmax=rmax, dmax=dmax)
@@ -345,9 +377,8 @@ class BatchRenorm1d(_BatchNormBase):
         return renorm_limits(self.bn_param["num_batches_tracked"], **self.schedule)
 
     def forward(self, x):
-        out, self.cache = batchrenorm_forward(
-            x, self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
-        )
+        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self.bn_param_for(x)
+        out, self.cache = batchrenorm_forward(x, gamma, beta, bn_param, *self.limits())
         return out
 
     def backward(self, dout):
@@ -359,15 +390,13 @@ class BatchRenorm2d(BatchRenorm1d):
     """Batch Renormalization of (N, C, H, W) feature maps: per channel over (N, H, W), as spatial BN."""
 
     def forward(self, x):
-        self.shape = x.shape
-        out, self.cache = batchrenorm_forward(
-            to_rows(x, "NCHW"), self.params["gamma"], self.params["beta"], self._mode(x), *self.limits()
-        )
-        return from_rows(out, x.shape, "NCHW")
+        gamma, beta, bn_param = self.params["gamma"], self.params["beta"], self.bn_param_for(x)
+        out, self.cache = spatial_batchrenorm_forward(x, gamma, beta, bn_param, *self.limits())
+        return out
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = batchrenorm_backward(to_rows(dout, "NCHW"), self.cache)
-        return from_rows(dx, self.shape, "NCHW")
+        dx, self.grads["gamma"], self.grads["beta"] = spatial_batchrenorm_backward(dout, self.cache)
+        return dx
 
 
 class LayerNorm(Layer):
@@ -410,18 +439,12 @@ class GroupNorm(Layer):
         self.params["beta"] = np.zeros(num_channels, dtype=dtype)
 
     def forward(self, x):
-        self.shape = x.shape
-        images = x if x.ndim == 4 else x.reshape(x.shape + (1, 1))
-        out, self.cache = groupnorm_forward(
-            images, self.params["gamma"], self.params["beta"], self.groups, self.gn_param
-        )
-        return out.reshape(x.shape)
+        out, self.cache = groupnorm_forward(x, self.params["gamma"], self.params["beta"], self.groups, self.gn_param)
+        return out
 
     def backward(self, dout):
-        dx, self.grads["gamma"], self.grads["beta"] = groupnorm_backward(
-            dout.reshape(self.cache.x_hat.shape), self.cache
-        )
-        return dx.reshape(self.shape)
+        dx, self.grads["gamma"], self.grads["beta"] = groupnorm_backward(dout, self.cache)
+        return dx
 
     def __repr__(self):
         return f"GroupNorm({self.num_channels}, groups={self.groups})"
@@ -596,24 +619,25 @@ def make_activation(name):
 
 
 __all__ = [
-    "Layer",
-    "Linear",
-    "Conv2d",
-    "MaxPool2d",
-    "Flatten",
+    "ACTIVATIONS",
+    "ActivationNoise",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchRenorm1d",
     "BatchRenorm2d",
-    "LayerNorm",
-    "GroupNorm",
-    "Tanh",
-    "Sigmoid",
-    "ReLU",
-    "LeakyReLU",
+    "Conv2d",
     "Dropout",
+    "Flatten",
+    "GroupNorm",
+    "Layer",
+    "LayerNorm",
+    "LeakyReLU",
+    "Linear",
+    "MaxPool2d",
+    "ReLU",
     "ShiftScaleNoise",
-    "ActivationNoise",
-    "ACTIVATIONS",
+    "Sigmoid",
+    "Tanh",
+    "is_batchnorm",
     "make_activation",
 ]

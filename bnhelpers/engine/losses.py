@@ -1,4 +1,4 @@
-"""Softmax cross-entropy, the loss every network in the course is trained with."""
+"""Softmax cross-entropy, the loss every network in the course is trained with, and accuracy."""
 
 from __future__ import annotations
 
@@ -41,3 +41,18 @@ def softmax_cross_entropy(logits, y):
     dlogits[rows, y] -= 1
     dlogits /= N
     return float(loss), dlogits
+
+
+def accuracy(logits, y):
+    """Fraction of the N samples whose largest logit is at the label: mean_i [argmax_c logits_ic == y_i].
+
+    logits: (N, C).  y: (N,) integers in [0, C).
+    """
+    return correct_predictions(logits, y) / len(y)
+
+
+def correct_predictions(logits, y):
+    """How many of the N samples have their largest logit at the label."""
+    logits = check_float_array("logits", logits, ndim=2)
+    check_labels(y, logits.shape[1], len(logits))
+    return int((logits.argmax(axis=1) == y).sum())

@@ -23,6 +23,8 @@ layers and in dropping the biases that batch statistics make redundant.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .._checks import check_count, check_fraction
@@ -116,7 +118,7 @@ def mlp(
     weight_rng, dropout_rng = _generators(seed)
 
     layers = []
-    for fan_in, width in zip(sizes[:-2], sizes[1:-1], strict=True):
+    for fan_in, width in itertools.pairwise(sizes[:-1]):
         bn_follows = norm in BATCH_STATISTICS and norm_position == "before"
         layers.append(Linear(fan_in, width, bias=not bn_follows, rng=weight_rng, init=init, scale=scale, dtype=dtype))
         if norm and norm_position == "before":

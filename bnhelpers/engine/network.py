@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_network_mode
-from ..storage.checkpoint import load_arrays, save_arrays
+from ..storage.checkpoint import load_matching, save_arrays
 from .layers import Layer
-from .losses import check_labels
+from .losses import accuracy, check_labels
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class Network:
         self.layers = list(layers)
         self.layers[0].needs_input_grad = False
         self.input_shape = tuple(input_shape)
-        self.mode = "train"
+        self.training = True
         self.outputs: list[np.ndarray] = []
         self.output_grads: list[np.ndarray] = []
         self.output_shape = None  # of the last forward pass: what backward's dout must match
@@ -105,34 +104,35 @@ class Network:
         self.check_input(x)
         if len(x) == 0:
             raise ValueError(f"x holds no samples (shape {x.shape}): there is nothing to predict")
-        previous = self.mode
-        self.set_mode("eval")
+        previous = self.training
+        self.eval()
         try:
             return np.concatenate([self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         finally:
-            self.set_mode(previous)
+            self.train(previous)
 
     def accuracy(self, x, y, batch_size=2000):
         """Fraction of samples whose eval-mode prediction equals the label."""
         check_labels(y, self.num_classes, len(x))
-        return float((self.predict(x, batch_size).argmax(axis=1) == y).mean())
+        return accuracy(self.predict(x, batch_size), y)
 
     # --- modes and parameters --------------------------------------------------------
 
-    def set_mode(self, mode):
-        """'train': batch statistics, dropout on.  'eval': running statistics, dropout off."""
-        self.mode = check_network_mode(mode)
+    def train(self, training=True):
+        """Training (True): batch statistics, dropout on.  Evaluation (False): running statistics, dropout off.
+
+        Sets ``training`` on the network and every layer; returns the network.
+        """
+        if not isinstance(training, bool):
+            raise TypeError(f"training must be True or False, got {training!r}")
+        self.training = training
         for layer in self.layers:
-            layer.training = mode == "train"
+            layer.training = training
         return self
 
-    def train(self):
-        """set_mode('train'); returns the network."""
-        return self.set_mode("train")
-
     def eval(self):
-        """set_mode('eval'); returns the network."""
-        return self.set_mode("eval")
+        """train(False); returns the network."""
+        return self.train(False)
 
     @contextmanager
     def preserving_buffers(self):
@@ -180,14 +180,7 @@ class Network:
         integer); any problem raises ValueError naming the entries, and the
         network is changed only once every entry fits.
         """
-        current = self.state()
-        arrays = load_arrays(path, shapes={name: value.shape for name, value in current.items()})
-        problems, values = [], {}
-        for name, value in current.items():
-            try:
-                values[name] = _converted_entry(name, arrays[name], value.dtype)
-            except ValueError as e:
-                problems.append(str(e))
+        values, problems = load_matching(path, self.state())
         for i, layer in enumerate(self.layers):
             names = [f"{i}.{key}" for key in layer.buffers()]
             if names and all(name in values for name in names):
@@ -204,20 +197,3 @@ class Network:
             if buffers:
                 layer.load_buffers({k: values[f"{i}.{k}"] for k in buffers})
         return self
-
-
-def _converted_entry(name, array, dtype):
-    """A checkpoint entry as ``dtype``: floats must be finite floats, counters integers."""
-    if dtype.kind == "f":
-        if array.dtype.kind != "f":
-            raise ValueError(f"{name} must hold real floating-point values, found dtype {array.dtype}")
-        with np.errstate(over="ignore"):  # float64 beyond the float32 range becomes inf, caught next
-            converted = array.astype(dtype)
-        if not np.isfinite(converted).all():
-            raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
-        return converted
-    if array.dtype.kind not in "iu":
-        raise ValueError(f"{name} must hold an integer, found dtype {array.dtype}")
-    if array.dtype.kind == "u" and array.max(initial=0) > np.iinfo(dtype).max:
-        raise ValueError(f"{name} holds {array.max()}, more than {dtype} can")
-    return array.astype(dtype)

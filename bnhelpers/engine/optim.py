@@ -108,10 +108,11 @@ class Adam(Optimizer):
     def _init_state(self, value):
         # Two scratch arrays: the update below then allocates nothing, which is a
         # third of Adam's time for the course's largest layers.
-        return {name: np.zeros_like(value) for name in ("m", "v", "scratch", "step")}
+        # ("update": the step lr * m_hat / (sqrt(v_hat) + eps) itself, not a step count as in PyTorch's state.)
+        return {name: np.zeros_like(value) for name in ("m", "v", "scratch", "update")}
 
     def _update(self, value, grad, state):
-        m, v, scratch, step = state["m"], state["v"], state["scratch"], state["step"]
+        m, v, scratch, update = state["m"], state["v"], state["scratch"], state["update"]
         m *= self.beta1
         m += np.multiply(grad, 1 - self.beta1, out=scratch)
         v *= self.beta2
@@ -122,8 +123,8 @@ class Adam(Optimizer):
         c1, c2 = 1 - self.beta1**self.steps, math.sqrt(1 - self.beta2**self.steps)
         denominator = np.sqrt(v, out=scratch)
         denominator += self.eps * c2
-        np.multiply(m, self.lr * c2 / c1, out=step)
-        value -= np.divide(step, denominator, out=step)
+        np.multiply(m, self.lr * c2 / c1, out=update)
+        value -= np.divide(update, denominator, out=update)
 
 
 class ParameterGroups:

@@ -22,8 +22,8 @@ import numpy as np
 from .._checks import NonFiniteError, check_count, check_finite
 from ..progress import progress_bar, progress_enabled
 from ..seeding import rng
-from .layers import BatchNorm1d
-from .losses import check_labels, softmax_cross_entropy
+from .layers import is_batchnorm
+from .losses import accuracy, check_labels, softmax_cross_entropy
 
 
 @dataclass
@@ -68,10 +68,10 @@ class History:
 
 
 def evaluate(net, x, y, batch_size=2000):
-    """Eval-mode (loss, accuracy) on (x, y); the network's mode is restored afterwards."""
+    """Eval-mode (loss, accuracy) on (x, y); the network's training flag is restored afterwards."""
     logits = net.predict(x, batch_size)
     loss, _ = softmax_cross_entropy(logits, y)
-    return loss, float((logits.argmax(axis=1) == y).mean())
+    return loss, accuracy(logits, y)
 
 
 def minibatch_indices(n, batch_size, iterations, rng):
@@ -121,9 +121,9 @@ def train(
         check_count(name, value)
     if batch_size > len(x):
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(x)} samples)")
-    if batch_size < 2 and any(isinstance(layer, BatchNorm1d) for layer in net.layers):
+    if batch_size < 2 and any(is_batchnorm(layer) for layer in net.layers):
         raise ValueError(
-            "batch_size must be at least 2 for a network with BatchNorm1d: batch statistics need 2+ samples"
+            "batch_size must be at least 2 for a network with batch normalization: batch statistics need 2+ samples"
         )
 
     history = History()
@@ -177,7 +177,7 @@ def train(
             else:
                 on_step(it, net, optimizer.step)
             history.loss.append(loss)
-            history.batch_accuracy.append(float((logits.argmax(axis=1) == yb).mean()))
+            history.batch_accuracy.append(accuracy(logits, yb))
             if it % eval_every == 0 or it == iterations:
                 if not evaluate_now(it):
                     break

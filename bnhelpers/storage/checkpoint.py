@@ -79,6 +79,43 @@ def load_arrays(path, shapes=None):
         return {name: entry.read() for name, entry in entries.items()}
 
 
+def load_matching(path, expected):
+    """The arrays of a checkpoint that must match ``expected`` (name -> array): (values, problems).
+
+    Names and shapes are checked from the file's headers before any data is
+    read (a mismatch raises ValueError); then each entry is converted to the
+    dtype of its expected array: floats must be finite floats, counters
+    integers. values holds the entries that converted; problems, a message
+    for each one that did not. Nothing is written anywhere: the caller applies
+    values only if there are no problems.
+    """
+    arrays = load_arrays(path, shapes={name: value.shape for name, value in expected.items()})
+    problems, values = [], {}
+    for name, value in expected.items():
+        try:
+            values[name] = _converted_entry(name, arrays[name], value.dtype)
+        except ValueError as e:
+            problems.append(str(e))
+    return values, problems
+
+
+def _converted_entry(name, array, dtype):
+    """A checkpoint entry as ``dtype``: floats must be finite floats, counters integers."""
+    if dtype.kind == "f":
+        if array.dtype.kind != "f":
+            raise ValueError(f"{name} must hold real floating-point values, found dtype {array.dtype}")
+        with np.errstate(over="ignore"):  # float64 beyond the float32 range becomes inf, caught next
+            converted = array.astype(dtype)
+        if not np.isfinite(converted).all():
+            raise ValueError(f"{name} contains NaN or infinite values (in {dtype})")
+        return converted
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold an integer, found dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.max(initial=0) > np.iinfo(dtype).max:
+        raise ValueError(f"{name} holds {array.max()}, more than {dtype} can")
+    return array.astype(dtype)
+
+
 def _is_format_marker(array):
     """True only for the 0-d string array save_arrays writes (an array of strings is not one string)."""
     return array.shape == () and array.dtype.kind == "U" and array.item() == FORMAT

@@ -124,7 +124,7 @@ def update_tolerance(n, *values):
 
 @check(
     2,
-    "Over five training batches the running statistics follow running <- m * running + (1 - m) * batch (house convention).",
+    "Over five training batches the running statistics follow running <- m * running + (1 - m) * batch (course convention).",
 )
 def running_statistics_over_several_steps(student):
     bn_param, mean, var = {"mode": "train", "momentum": 0.8}, np.zeros(4), np.ones(4)
@@ -188,7 +188,7 @@ def cumulative_average_counts_this_batch(student):
 def test_mode_uses_and_keeps_the_running_statistics(student):
     x, gamma, beta, _ = batch(5, 3, seed=6)
     mean, var = np.array([1.0, -2.0, 0.5]), np.array([4.0, 0.25, 1.0])
-    for convention in ("house", "pytorch", "tf1"):
+    for convention in ("course", "pytorch", "tf1"):
         bn_param = {
             "mode": "test",
             "running_mean": mean.copy(),

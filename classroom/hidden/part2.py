@@ -41,7 +41,7 @@ def weight_on_new_uses_its_momentum(student):
 
 @check(1, "Momentum 0 is a number like any other, not the cumulative average (only None means that).")
 def momentum_zero_is_not_none(student):
-    for preset, c in (("house", master.CONVENTIONS["house"]), ("pytorch", master.CONVENTIONS["pytorch"])):
+    for preset, c in (("course", master.CONVENTIONS["course"]), ("pytorch", master.CONVENTIONS["pytorch"])):
         a = weight(student, preset, 0.0, 4)
         if a != expected_a(c, 0.0, 4):
             raise Failed(
@@ -124,19 +124,19 @@ def update_keeps_float32_and_inputs(student):
 
 @check(
     1,
-    "The house update keeps momentum on the old value with the biased variance; PyTorch's weights the new value and stores n/(n-1) times it (public tests).",
+    "The course update keeps momentum on the old value with the biased variance; PyTorch's weights the new value and stores n/(n-1) times it (public tests).",
     public=True,
 )
-def house_and_pytorch_updates(student):
+def course_and_pytorch_updates(student):
     new_mean, new_var = result(
         student.convention(
-            "house", "update", np.zeros(3), np.ones(3), np.array([1.0, 2.0, 3.0]), np.array([4.0, 4.0, 4.0]), 10, 0.9, 1
+            "course", "update", np.zeros(3), np.ones(3), np.array([1.0, 2.0, 3.0]), np.full(3, 4.0), 10, 0.9, 1
         ),
         2,
         "update",
     )
-    close(new_mean, [0.1, 0.2, 0.3], 1e-15, "house: the running mean")
-    close(new_var, [1.3, 1.3, 1.3], 1e-15, "house: the running variance")
+    close(new_mean, [0.1, 0.2, 0.3], 1e-15, "course: the running mean")
+    close(new_var, [1.3, 1.3, 1.3], 1e-15, "course: the running variance")
     new_mean, new_var = result(
         student.convention(
             "pytorch", "update", np.zeros(2), np.ones(2), np.array([1.0, -1.0]), np.array([4.0, 8.0]), 5, 0.1, 1

@@ -28,7 +28,7 @@ def test_train_mode_output_has_mean_beta_and_std_gamma():
 
 
 def test_train_mode_updates_running_statistics():
-    """One training batch moves the running statistics 10% of the way to the batch's (house convention)."""
+    """One training batch moves the running statistics 10% of the way to the batch's (course convention)."""
     x, gamma, beta, _ = batch()
     bn_param = {"mode": "train"}
     batchnorm_forward(x, gamma, beta, bn_param)

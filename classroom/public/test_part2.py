@@ -9,9 +9,9 @@ import numpy as np
 from bnhelpers import CONVENTIONS, batchnorm_fold, batchnorm_forward
 
 
-def test_house_update_keeps_momentum_on_the_old_value():
-    """house: running <- 0.9 * running + 0.1 * batch, with the biased batch variance."""
-    new_mean, new_var = CONVENTIONS["house"].update(
+def test_course_update_keeps_momentum_on_the_old_value():
+    """course: running <- 0.9 * running + 0.1 * batch, with the biased batch variance."""
+    new_mean, new_var = CONVENTIONS["course"].update(
         np.zeros(3), np.ones(3), np.array([1.0, 2.0, 3.0]), np.array([4.0, 4.0, 4.0]), 10, 0.9, 1
     )
     np.testing.assert_allclose(new_mean, [0.1, 0.2, 0.3])

@@ -8,6 +8,7 @@ The math, at the top: flat functions returning ``(out, cache)`` / ``(dx, dgamma,
     batchnorm (BN for (N, D)), conventions (framework presets), spatial (BN for
     images), layernorm (LayerNorm, GroupNorm): the four files students complete in
     the classroom edition; renorm (Batch Renormalization), ghost (Ghost BN),
+    data_parallel (per-device and synchronized BN over K simulated devices),
     gradcheck (finite differences).
 Shared helpers, at the top: _checks (argument checks), seeding (every seed
     shifted by BNHELPERS_SEED_OFFSET), progress (progress bars).
@@ -24,8 +25,7 @@ analysis/: measurements, experiments and plots of the engine's networks.
     statistics), covariate_shift (layer-input shift, gradient ICS, noisy BN),
     landscape (loss and gradient change along the gradient), scale_invariance
     (weight norms and the effective learning rate of weights followed by a
-    normalization), data_parallel (per-device and synchronized BN over K
-    simulated devices), timing (median times), claims (assert_claim: assert a
+    normalization), timing (median times), claims (assert_claim: assert a
     claim and print what was measured), plotting, explore (notebook 01's widget),
     listing (a function's source shown in a notebook).
 """
@@ -39,6 +39,12 @@ from .batchnorm import (
     batchnorm_forward,
 )
 from .conventions import CONVENTIONS, Convention, conventions_table
+from .data_parallel import (
+    AllReduce,
+    per_device_batchnorm_forward,
+    sync_batchnorm_backward,
+    sync_batchnorm_forward,
+)
 from .ghost import ghost_batchnorm_backward, ghost_batchnorm_forward
 from .gradcheck import gradient_check, numerical_gradient, rel_error
 from .layernorm import groupnorm_backward, groupnorm_forward, layernorm_backward, layernorm_forward
@@ -97,12 +103,6 @@ from .analysis.covariate_shift import (
     distribution_shift,
     gradient_shift,
     layer_input_moments,
-)
-from .analysis.data_parallel import (
-    AllReduce,
-    per_device_batchnorm_forward,
-    sync_batchnorm_backward,
-    sync_batchnorm_forward,
 )
 from .analysis.experiments import (
     compare_with_and_without_bn,

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_float_array
-from ..batchnorm import BatchNormCache, batchnorm_forward, batchnorm_inputs, update_running_stats
+from ._checks import check_float_array
+from .batchnorm import BatchNormCache, batchnorm_forward, batchnorm_inputs, update_running_stats
 
 
 class AllReduce:

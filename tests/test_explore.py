@@ -1,4 +1,4 @@
-"""Tests for bnhelpers.explore: notebook 01's activation-statistics figure and its widget."""
+"""Tests for bnhelpers.analysis.explore: notebook 01's activation-statistics figure and its widget."""
 
 import matplotlib
 
@@ -8,9 +8,9 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from bnhelpers.experiments import random_net_statistics
 
-from bnhelpers import explore
+from bnhelpers.analysis import explore
+from bnhelpers.analysis.experiments import random_net_statistics
 from bnhelpers.progress import PROGRESS_ENV
 
 

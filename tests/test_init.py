@@ -1,8 +1,9 @@
-"""Tests for bnhelpers.init: each scheme's standard deviation, the draws, and the checks."""
+"""Tests for bnhelpers.engine.init: each scheme's standard deviation, the draws, and the checks."""
 
 import numpy as np
 import pytest
-from bnhelpers.init import check_init, draw_weights, weight_std
+
+from bnhelpers.engine.init import check_init, draw_weights, weight_std
 
 
 @pytest.mark.parametrize(

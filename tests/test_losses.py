@@ -1,11 +1,12 @@
-"""Tests for bnhelpers.losses: softmax cross-entropy's value, gradient, numerical safety and checks."""
+"""Tests for bnhelpers.engine.losses: softmax cross-entropy's value, gradient, numerical safety and checks."""
 
 import math
 
 import numpy as np
 import pytest
-from bnhelpers.losses import check_labels, softmax_cross_entropy
 from helpers import assert_gradients_match
+
+from bnhelpers.engine.losses import check_labels, softmax_cross_entropy
 
 
 def test_uniform_logits_cost_log_of_the_number_of_classes():

@@ -6,7 +6,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from bnhelpers.analysis.plotting import draw_bn_graph, draw_normalization_cube, log_axis, mean_and_range, set_style
+from bnhelpers.analysis.plotting import (
+    draw_bn_graph,
+    draw_normalization_cube,
+    log_axis,
+    mean_and_range,
+    mean_and_seeds,
+    set_style,
+)
 
 
 def tick_labels(ax):
@@ -116,3 +123,15 @@ def test_normalization_cube_marks_one_value_in_a_second_colour():
     assert sum(changed) == 1
     with pytest.raises(ValueError, match="mark must be an index"):
         draw_normalization_cube(shared, mark=(3, 0, 0))
+
+
+def test_mean_and_seeds_takes_one_colour_and_marker_per_variant():
+    fig, ax = plt.subplots()
+    samples = {"a": [0.1, 0.2, 0.3], "b": [0.5, 0.6, 0.7]}
+    mean_and_seeds(ax, samples, "y", "t", colors=["red", "blue"], markers=["o", "^"])
+    seeds = [line for line in ax.lines if len(line.get_xdata()) == 3]
+    assert [line.get_marker() for line in seeds] == ["o", "^"]
+    assert [line.get_color() for line in seeds] == ["red", "blue"]
+    with pytest.raises(ValueError, match="one entry per variant"):
+        mean_and_seeds(ax, samples, "y", "t", colors=["red"])
+    plt.close(fig)

@@ -210,21 +210,27 @@ def draw_bn_graph(show_local_gradients=True, highlight=(), ax=None):
     return fig
 
 
-def mean_and_seeds(ax, samples, ylabel, title):
+def mean_and_seeds(ax, samples, ylabel, title, colors=None, markers=None):
     """Per variant, a dot per seed and a square at the mean with ±1 std error bars; ``samples`` maps label -> values.
 
     No bars: the y axis can zoom in on differences too small to read on bars
-    that start at zero.
+    that start at zero. colors, markers: optional, one per variant (e.g. the
+    colour says which network, the marker which batch size); a variant's
+    seeds and its mean then share its marker. By default each variant gets
+    the next palette colour, dots for the seeds and a square for the mean.
     """
-    colours = sns.color_palette(PALETTE, len(samples))
+    colours = colors if colors is not None else sns.color_palette(PALETTE, len(samples))
+    if len(colours) != len(samples) or (markers is not None and len(markers) != len(samples)):
+        raise ValueError(f"colors and markers need one entry per variant ({len(samples)})")
     for i, values in enumerate(samples.values()):
         values = np.asarray(values)
-        ax.plot(np.full(len(values), i - 0.12), values, "o", color=colours[i], alpha=0.7, ms=5)
+        dot, mean = (markers[i], markers[i]) if markers is not None else ("o", "s")
+        ax.plot(np.full(len(values), i - 0.12), values, dot, color=colours[i], alpha=0.7, ms=5)
         ax.errorbar(
             i + 0.12,
             values.mean(),
             yerr=values.std(ddof=1) if len(values) > 1 else 0,
-            fmt="s",
+            fmt=mean,
             color=colours[i],
             capsize=6,
             ms=7,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import warnings
 from concurrent.futures import wait
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -237,6 +238,7 @@ PROCESSES_ENV = "BNHELPERS_PROCESSES"
 # Fresh workers do not load BLAS threads they would not use, nor the notebook's plotting backend.
 WORKER_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "agg"}
 WORKER_IDLE_SECONDS = 300  # idle workers exit after this; the next parallel call starts new ones
+LOKY_WORKER_REPLACED = "A worker stopped while some jobs were given to the executor"
 
 
 def _processes():
@@ -288,7 +290,13 @@ def run_in_parallel(fn, items):
     executor = get_reusable_executor(max_workers=processes, timeout=WORKER_IDLE_SECONDS, env=WORKER_ENV)
     settings = _bnhelpers_environment()
     show = progress_enabled()
-    with mp.get_context("spawn").Manager() if show else nullcontext() as manager:
+    with (
+        mp.get_context("spawn").Manager() if show else nullcontext() as manager,
+        warnings.catch_warnings(),
+    ):
+        # loky replaces a worker whose memory grew by more than 300 MB (its guard against leaks) and
+        # warns if runs were waiting; no run is lost or changed, so the student is not shown it.
+        warnings.filterwarnings("ignore", message=LOKY_WORKER_REPLACED, category=UserWarning)
         queue = manager.Queue() if show else None
         futures = [executor.submit(_run_task, fn, item, run, settings, queue) for run, item in enumerate(items)]
         bars = {}

@@ -95,6 +95,10 @@ def compare_with_and_without_bn(
 ):
     """Train build(None) and build("batch") on the same batches; returns {"without BN": Run, "with BN": Run}.
 
+    The two networks also start from the same weights when ``build`` fixes its
+    seed (as ``lambda norm: bh.deep_net(0.1, norm=norm, seed=0)`` does): the
+    weights are drawn before, and apart from, any BN parameters.
+
     monitor: optional ``monitor(label)`` giving each run's on_step hook (see train_each).
     """
     setups = {label: (lambda norm=norm: build(norm), make_optimizer, seed) for norm, label in LABELS.items()}

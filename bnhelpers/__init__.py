@@ -136,6 +136,7 @@ from .analysis.landscape import (
 from .analysis.probes import (
     batch_noise,
     channel_statistics,
+    effective_m,
     probe,
     signal_propagation,
     update_ratios,
@@ -175,7 +176,7 @@ __all__ = [  # noqa: RUF022 - grouped by the package's layout, not alphabeticall
     "batch_statistics_accuracy", "example_weighted_logits", "example_weighted_normalize", "fold_batchnorm",
     "freeze_batchnorm", "population_statistics", "use_population_statistics", "TrainingMonitor",
     "activation_histogram", "AlongGradient", "along_gradient", "hessian_power_iteration", "landscape_along_gradient",
-    "largest_hessian_eigenvalue", "network_objective", "batch_noise", "channel_statistics", "probe",
+    "largest_hessian_eigenvalue", "network_objective", "batch_noise", "channel_statistics", "effective_m", "probe",
     "signal_propagation", "update_ratios", "weight_gradient_norms", "WeightTracker", "angular_update",
     "effective_learning_rate", "equilibrium_angular_update", "normalized_weights", "weight_norms", "median_seconds",
 ]  # fmt: skip

@@ -49,3 +49,18 @@ def test_batch_noise_shrinks_like_one_over_root_batch_size(mnist):
     assert all(np.array_equal(v, net.state()[k]) for k, v in state.items())
     with pytest.raises(ValueError, match="BatchNorm1d"):
         bh.batch_noise(small_mlp(norm=None), x, [0], batch_size=8)
+
+
+def test_effective_m_counts_independent_pixels_and_correlated_ones_once():
+    gen = np.random.default_rng(0)
+    independent = gen.standard_normal((4000, 3, 4, 4))  # 2 images x 16 pixels = 32 independent values per batch
+    m = bh.effective_m(independent, batch_size=2)
+    assert m.shape == (3,)
+    assert np.all(np.abs(m / 32 - 1) < 0.1)
+    constant = np.broadcast_to(gen.standard_normal((4000, 3, 1, 1)), (4000, 3, 4, 4))  # every pixel the same
+    assert np.all(np.abs(bh.effective_m(constant, batch_size=2) / 2 - 1) < 0.1)
+
+
+def test_effective_m_names_a_batch_that_does_not_divide_the_maps():
+    with pytest.raises(ValueError, match="multiple of batch_size=2"):
+        bh.effective_m(np.ones((5, 1, 2, 2)), batch_size=2)

@@ -22,7 +22,8 @@ mean squared activation and its variance across samples at one forward pass;
 ``weight_gradient_norms`` the gradient norm of every weight matrix.
 
 ``batch_noise`` measures how much one example's BN output depends on which
-other examples share its batch.
+other examples share its batch; ``effective_m`` how many independent values a
+small batch of feature maps gives spatial BN's per-channel mean.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .._checks import check_count
+from .._checks import check_count, check_float_array
 from ..engine.layers import ACTIVATIONS, BatchNorm1d, Conv2d, Linear, ReLU, Sigmoid, Tanh
 from ..engine.losses import softmax_cross_entropy
 from ..engine.residual import ResidualBlock
@@ -166,6 +167,31 @@ def batch_noise(net, x, examples, *, batch_size, draws=30, seed=0):
             outputs, spreads = np.array(outputs), np.array(spreads)  # (draws, L, D)
             ratios.append((outputs.std(axis=0) / spreads.mean(axis=0)).mean(axis=1))
     return np.mean(ratios, axis=0)
+
+
+def effective_m(maps, batch_size=2):
+    """(C,) per channel: how many independent values a batch of ``batch_size`` images is worth to BN's mean.
+
+    maps: (M, C, H, W), what a BN layer normalizes, for M images (M a multiple
+    of batch_size, at least two batches). The M images are cut into
+    consecutive batches b; with mean_c and std_c over all M images,
+
+        error_c = std over b of (mean of batch b in channel c - mean_c) / std_c
+        m_c     = 1 / error_c**2
+
+    since the mean of m independent values has error 1/sqrt(m) in units of
+    their spread. For independent pixels m_c = batch_size * H * W; correlated
+    neighbouring pixels make it smaller, down to batch_size.
+    """
+    maps = check_float_array("maps", maps, ndim=4).astype(np.float64)
+    batch_size = check_count("batch_size", batch_size, minimum=1)
+    if len(maps) % batch_size or len(maps) < 2 * batch_size:
+        raise ValueError(
+            f"maps must hold a multiple of batch_size={batch_size} images, at least two batches; got {len(maps)}"
+        )
+    batch_means = maps.reshape(-1, batch_size, *maps.shape[1:]).mean(axis=(1, 3, 4))  # (batches, C)
+    error = ((batch_means - maps.mean(axis=(0, 2, 3))) / maps.std(axis=(0, 2, 3))).std(axis=0)
+    return 1 / error**2
 
 
 def _stages(net):

@@ -128,6 +128,8 @@ from .analysis.instruments import TrainingMonitor, activation_histogram
 from .analysis.landscape import (
     AlongGradient,
     along_gradient,
+    batch_sharpness,
+    directional_curvature,
     hessian_power_iteration,
     landscape_along_gradient,
     largest_hessian_eigenvalue,
@@ -175,8 +177,9 @@ __all__ = [  # noqa: RUF022 - grouped by the package's layout, not alphabeticall
     "random_net_statistics", "run_in_parallel", "sweep", "train_each", "train_over_seeds", "training_step",
     "batch_statistics_accuracy", "example_weighted_logits", "example_weighted_normalize", "fold_batchnorm",
     "freeze_batchnorm", "population_statistics", "use_population_statistics", "TrainingMonitor",
-    "activation_histogram", "AlongGradient", "along_gradient", "hessian_power_iteration", "landscape_along_gradient",
-    "largest_hessian_eigenvalue", "network_objective", "batch_noise", "channel_statistics", "effective_m", "probe",
+    "activation_histogram", "AlongGradient", "along_gradient", "batch_sharpness", "directional_curvature",
+    "hessian_power_iteration", "landscape_along_gradient", "largest_hessian_eigenvalue", "network_objective",
+    "batch_noise", "channel_statistics", "effective_m", "probe",
     "signal_propagation", "update_ratios", "weight_gradient_norms", "WeightTracker", "angular_update",
     "effective_learning_rate", "equilibrium_angular_update", "normalized_weights", "weight_norms", "median_seconds",
 ]  # fmt: skip

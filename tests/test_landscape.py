@@ -80,3 +80,52 @@ def test_largest_hessian_eigenvalue_of_a_network_matches_finite_differences_and_
         load(w)
     assert lam > 0
     assert lam >= quotient
+
+
+def test_directional_curvature_is_the_rayleigh_quotient_of_a_known_hessian():
+    # L(w) = 1/2 w^T A w: the curvature along u is u^T A u / ||u||^2, whatever the length of u and the point w.
+    A = np.diag([1.0, 4.0, 10.0])
+    f = lambda v: (0.5 * v @ A @ v, A @ v)  # noqa: E731
+    w = np.array([1.0, -1.0, 0.5])
+    u = np.array([1.0, 1.0, 0.0])
+    assert bh.directional_curvature(f, w, u) == pytest.approx(2.5)
+    assert bh.directional_curvature(f, w, 7 * u) == pytest.approx(2.5)
+    assert bh.directional_curvature(f, w, A @ w) == pytest.approx((A @ w) @ A @ (A @ w) / ((A @ w) @ (A @ w)))
+    with pytest.raises(ValueError, match="direction"):
+        bh.directional_curvature(f, w, np.zeros(3))
+    with pytest.raises(ValueError, match="h"):
+        bh.directional_curvature(f, w, u, h=0.0)
+
+
+def test_batch_sharpness_is_each_batch_curvature_along_its_own_gradient(mnist):
+    net = small_mlp()
+    batches = [(mnist.x_train[i : i + 32], mnist.y_train[i : i + 32]) for i in (0, 32, 64)]
+    state = {k: v.copy() for k, v in net.state().items()}
+    values = bh.batch_sharpness(net, batches)
+    assert values.shape == (3,)
+    assert all(np.array_equal(v, net.state()[k]) for k, v in state.items())  # parameters and BN buffers restored
+    for (x, y), value in zip(batches, values, strict=True):
+        f, w, load = bh.network_objective(net, x, y)
+        with net.preserving_buffers():
+            expected = bh.directional_curvature(f, w, f(w)[1])
+            load(w)
+        assert value == pytest.approx(expected)
+    with pytest.raises(ValueError, match="batches"):
+        bh.batch_sharpness(net, [])
+
+
+def test_batch_sharpness_lies_within_the_spectrum_of_the_full_batch_hessian(mnist):
+    # A network small enough for its whole Hessian: 20 middle pixels of each digit -> 8 -> 8 -> 3 classes.
+    net = bh.mlp((20, 8, 8, 10), activation="relu", norm="batch", init="he", seed=0, dtype=np.float64)
+    x, y = mnist.x_train[:48, 400:420].astype(np.float64), mnist.y_train[:48]
+    f, w, load = bh.network_objective(net, x, y)
+    with net.preserving_buffers():
+        h = 1e-4
+        H = np.array([(f(w + h * e)[1] - f(w - h * e)[1]) / (2 * h) for e in np.eye(w.size)])
+        load(w)
+    eigenvalues = np.linalg.eigvalsh((H + H.T) / 2)
+    value = bh.batch_sharpness(net, [(x, y)])[0]
+    g = f(w)[1]
+    load(w)
+    assert value == pytest.approx(g @ H @ g / (g @ g), rel=1e-4)  # = the full Hessian's quotient
+    assert eigenvalues[0] - 1e-6 <= value <= eigenvalues[-1] + 1e-6

@@ -20,6 +20,12 @@ On a quadratic, gradient descent with learning rate η is stable along the top
 eigenvector only while λ_max < 2/η; Cohen et al. (2021) find that full-batch
 training drives λ_max up to about 2/η and holds it there (the edge of stability).
 
+Under SGD, Andreyev and Beneventano (2024) find that what settles near 2/η is
+the batch sharpness: the curvature of each mini-batch's loss L_B along that
+batch's own gradient g_B, averaged over batches,
+
+    batch sharpness = E_B[ g_B·H_B g_B / ||g_B||² ]     (one Hessian-vector product per batch)
+
 ``along_gradient(f, w, step_sizes)`` works on any ``f(w) -> (loss, gradient)``
 of a flat vector (the unit tests use a quadratic, where every quantity is known
 exactly); ``network_objective`` turns a network and a batch into such an f, and
@@ -128,6 +134,23 @@ def hessian_power_iteration(f, w, *, iterations=20, h=1e-3, seed=0):
     return largest_magnitude if largest_magnitude >= 0 else power(largest_magnitude) + largest_magnitude
 
 
+def directional_curvature(f, w, direction, *, h=1e-3):
+    """u·Hu for the unit vector u = direction / ||direction||: the curvature of f along it, a float.
+
+    f: callable, flat parameters (P,) -> (loss, gradient (P,)).  w, direction: (P,), not modified.
+    Hu by central differences of the gradient, as in ``hessian_power_iteration``.
+    """
+    check_positive("h", h)
+    u = np.asarray(direction, dtype=np.float64)
+    norm = np.linalg.norm(u)
+    if not np.isfinite(norm) or norm == 0:
+        raise ValueError(f"direction must be a finite, non-zero vector, got norm {norm}")
+    u = u / norm
+    step = (h * u).astype(w.dtype)
+    Hu = (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
+    return float(u @ Hu)
+
+
 def flat_bounds(params):
     """Where each parameter sits in the flat vector of all of them: params[i] is w[bounds[i] : bounds[i + 1]]."""
     return np.cumsum([0] + [p.value.size for p in params])
@@ -167,6 +190,26 @@ def largest_hessian_eigenvalue(net, x, y, *, iterations=20, h=1e-3, seed=0):
             return hessian_power_iteration(f, w, iterations=iterations, h=h, seed=seed)
         finally:
             load(w)
+
+
+def batch_sharpness(net, batches, *, h=1e-3):
+    """(B,) array: for each batch (x, y) in ``batches``, g·Hg / ||g||² of its own loss at its own gradient g.
+
+    The mean over the batches estimates the batch sharpness (Andreyev & Beneventano, 2024).
+    The network's current mode is used (training mode: each batch normalized by its own
+    statistics, as in an SGD step); parameters and BN buffers are restored.
+    """
+    values = []
+    for x, y in batches:
+        f, w, load = network_objective(net, x, y)
+        with net.preserving_buffers():
+            try:
+                values.append(directional_curvature(f, w, f(w)[1], h=h))
+            finally:
+                load(w)
+    if not values:
+        raise ValueError("batches must hold at least one (x, y) pair")
+    return np.array(values)
 
 
 def landscape_along_gradient(net, x, y, step_sizes):

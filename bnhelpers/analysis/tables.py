@@ -21,12 +21,18 @@ def mean_sd(table, digits=3):
     """
     check_count("digits", digits, minimum=0)
     if not isinstance(table, pd.DataFrame) or table.columns.nlevels != 2:
-        raise ValueError("table must be a DataFrame with (measure, 'mean') and (measure, 'std') columns, "
-                         f"got {type(table).__name__}")
+        raise ValueError(
+            f"table must be a DataFrame with (measure, 'mean') and (measure, 'std') columns, got {type(table).__name__}"
+        )
     measures = list(dict.fromkeys(table.columns.get_level_values(0)))
     missing = [m for m in measures if not {"mean", "std"} <= set(table[m].columns)]
     if missing:
         raise ValueError(f"table must have a 'mean' and a 'std' column for every measure; missing for {missing}")
-    text = {m: [f"{mean:.{digits}f} ± {sd:.{digits}f}" if mean == mean else ""      # mean != mean: NaN
-                for mean, sd in table[m][["mean", "std"]].to_numpy()] for m in measures}
+    text = {
+        m: [
+            f"{mean:.{digits}f} ± {sd:.{digits}f}" if mean == mean else ""  # mean != mean: NaN
+            for mean, sd in table[m][["mean", "std"]].to_numpy()
+        ]
+        for m in measures
+    }
     return pd.DataFrame(text, index=table.index).to_string()

@@ -26,8 +26,9 @@ analysis/: measurements, experiments and plots of the engine's networks.
     landscape (loss and gradient change along the gradient), scale_invariance
     (weight norms and the effective learning rate of weights followed by a
     normalization), timing (median times), claims (assert_claim: assert a
-    claim and print what was measured), plotting, explore (notebook 01's widget),
-    listing (a function's source shown in a notebook).
+    claim and print what was measured), plotting, tables (mean ± sd over seeds
+    as text), explore (notebook 01's widget), listing (a function's source
+    shown in a notebook).
 """
 
 # The math students read and write, and the shared helpers: the top of the package.

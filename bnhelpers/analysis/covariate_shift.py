@@ -41,7 +41,7 @@ import pandas as pd
 from ..engine.layers import ActivationNoise, BatchNorm1d, Linear, ShiftScaleNoise
 from ..engine.network import Network
 from ..seeding import rng
-from .landscape import flat_bounds, network_objective
+from .landscape import flat_bounds, restoring_objective
 
 
 def add_noise_after_batchnorm(net, *, shift=1.0, scale=0.5, seed=0, per_sample=False):
@@ -129,34 +129,30 @@ def gradient_shift(net, x, y, lr):
     Noise layers would draw new noise for the second gradient, so measure
     networks without them.
     """
-    f, w, load = network_objective(net, x, y)
     params = net.parameters()
     start = flat_bounds(params)  # params[i] occupies w[start[i]:start[i + 1]]
     first = {}
     for i, p in enumerate(params):
         first.setdefault(net.layers.index(p.layer), start[i])
     rows = []
-    with net.preserving_buffers():
-        try:
-            _, g = f(w)
-            linear = [i for i, layer in enumerate(net.layers) if isinstance(layer, Linear)]
-            for number, k in enumerate(linear[1:], start=2):
-                weights = next(i for i, p in enumerate(params) if p.layer is net.layers[k] and p.key == "W")
-                a, b = start[weights], start[weights + 1]
-                updated = w.copy()
-                updated[: first[k]] -= w.dtype.type(lr) * g[: first[k]]
-                _, g_after = f(updated)
-                G, G2 = g[a:b], g_after[a:b]
-                l2 = float(np.linalg.norm(G2 - G))
-                norms = float(np.linalg.norm(G) * np.linalg.norm(G2))
-                rows.append(
-                    {
-                        "layer": number,
-                        "l2": l2,
-                        "relative": l2 / float(np.linalg.norm(G)),
-                        "cosine": float(G @ G2) / norms,
-                    }
-                )
-        finally:
-            load(w)
+    with restoring_objective(net, x, y) as (f, w):
+        _, g = f(w)
+        linear = [i for i, layer in enumerate(net.layers) if isinstance(layer, Linear)]
+        for number, k in enumerate(linear[1:], start=2):
+            weights = next(i for i, p in enumerate(params) if p.layer is net.layers[k] and p.key == "W")
+            a, b = start[weights], start[weights + 1]
+            updated = w.copy()
+            updated[: first[k]] -= w.dtype.type(lr) * g[: first[k]]
+            _, g_after = f(updated)
+            G, G2 = g[a:b], g_after[a:b]
+            l2 = float(np.linalg.norm(G2 - G))
+            norms = float(np.linalg.norm(G) * np.linalg.norm(G2))
+            rows.append(
+                {
+                    "layer": number,
+                    "l2": l2,
+                    "relative": l2 / float(np.linalg.norm(G)),
+                    "cosine": float(G @ G2) / norms,
+                }
+            )
     return pd.DataFrame(rows)

@@ -34,6 +34,7 @@ exactly); ``network_objective`` turns a network and a batch into such an f, and
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,12 @@ def along_gradient(f, w, step_sizes):
     return AlongGradient(step_sizes, float(loss), np.array(losses), float(np.linalg.norm(g)), np.array(changes))
 
 
+def hessian_vector_product(f, w, v, h):
+    """Hv ≈ (∇L(w + h v) - ∇L(w - h v)) / (2h), in float64 (exact for a quadratic); f, w as below."""
+    step = (h * v).astype(w.dtype)
+    return (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
+
+
 def hessian_power_iteration(f, w, *, iterations=20, h=1e-3, seed=0):
     """λ_max, the largest Hessian eigenvalue at w, by power iteration; returns a float.
 
@@ -113,16 +120,12 @@ def hessian_power_iteration(f, w, *, iterations=20, h=1e-3, seed=0):
     check_count("iterations", iterations)
     check_positive("h", h)
 
-    def hessian_times(v):
-        step = (h * v).astype(w.dtype)
-        return (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
-
     def power(shift):
         v = np.random.default_rng(seed).standard_normal(w.shape)
         v /= np.linalg.norm(v)
         eigenvalue = 0.0
         for _ in range(iterations):
-            Hv = hessian_times(v) - shift * v
+            Hv = hessian_vector_product(f, w, v, h) - shift * v
             eigenvalue = float(v @ Hv)
             norm = np.linalg.norm(Hv)
             if norm == 0:
@@ -146,9 +149,7 @@ def directional_curvature(f, w, direction, *, h=1e-3):
     if not np.isfinite(norm) or norm == 0:
         raise ValueError(f"direction must be a finite, non-zero vector, got norm {norm}")
     u = u / norm
-    step = (h * u).astype(w.dtype)
-    Hu = (f(w + step)[1].astype(np.float64) - f(w - step)[1].astype(np.float64)) / (2 * h)
-    return float(u @ Hu)
+    return float(u @ hessian_vector_product(f, w, u, h))
 
 
 def flat_bounds(params):
@@ -182,14 +183,21 @@ def network_objective(net, x, y):
     return f, np.concatenate([p.value.ravel() for p in params]), load
 
 
-def largest_hessian_eigenvalue(net, x, y, *, iterations=20, h=1e-3, seed=0):
-    """``hessian_power_iteration`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
+@contextmanager
+def restoring_objective(net, x, y):
+    """``network_objective``'s (f, w) in a with-block; on leaving it, parameters and BN buffers are as before."""
     f, w, load = network_objective(net, x, y)
     with net.preserving_buffers():
         try:
-            return hessian_power_iteration(f, w, iterations=iterations, h=h, seed=seed)
+            yield f, w
         finally:
             load(w)
+
+
+def largest_hessian_eigenvalue(net, x, y, *, iterations=20, h=1e-3, seed=0):
+    """``hessian_power_iteration`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
+    with restoring_objective(net, x, y) as (f, w):
+        return hessian_power_iteration(f, w, iterations=iterations, h=h, seed=seed)
 
 
 def batch_sharpness(net, batches, *, h=1e-3):
@@ -201,12 +209,8 @@ def batch_sharpness(net, batches, *, h=1e-3):
     """
     values = []
     for x, y in batches:
-        f, w, load = network_objective(net, x, y)
-        with net.preserving_buffers():
-            try:
-                values.append(directional_curvature(f, w, f(w)[1], h=h))
-            finally:
-                load(w)
+        with restoring_objective(net, x, y) as (f, w):
+            values.append(directional_curvature(f, w, f(w)[1], h=h))
     if not values:
         raise ValueError("batches must hold at least one (x, y) pair")
     return np.array(values)
@@ -214,9 +218,5 @@ def batch_sharpness(net, batches, *, h=1e-3):
 
 def landscape_along_gradient(net, x, y, step_sizes):
     """``along_gradient`` for the batch loss of ``net`` on (x, y); parameters and BN buffers are restored."""
-    f, w, load = network_objective(net, x, y)
-    with net.preserving_buffers():
-        try:
-            return along_gradient(f, w, step_sizes)
-        finally:
-            load(w)
+    with restoring_objective(net, x, y) as (f, w):
+        return along_gradient(f, w, step_sizes)
